@@ -1,0 +1,21 @@
+package io.kvcache.core.transfer;
+
+import java.util.concurrent.CompletableFuture;
+
+/**
+ * Completion of one submitted {@link TransferBatch}. A slot read by the batch must not be
+ * reused, and a slot written by it must not be read, before completion.
+ */
+public interface TransferHandle {
+
+    /** @return completes normally when every byte is in place, exceptionally on failure */
+    CompletableFuture<Void> completion();
+
+    /** @return bytes the batch moves */
+    long bytes();
+
+    /** @return true once complete, normally or not */
+    default boolean isDone() {
+        return completion().isDone();
+    }
+}
