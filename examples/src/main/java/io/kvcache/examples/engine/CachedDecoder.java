@@ -1,0 +1,109 @@
+package io.kvcache.examples.engine;
+
+import io.kvcache.core.KvCacheManager;
+import io.kvcache.core.Sequence;
+import io.kvcache.examples.attention.AttentionBackend;
+import io.kvcache.examples.llama.LlamaModel;
+import io.kvcache.examples.llama.Sampler;
+import java.util.Arrays;
+
+/**
+ * Runs requests of one model against one cache: opens a sequence for the prompt (the cache says
+ * how many leading tokens it already holds), computes the rest of the prompt, then samples new
+ * tokens, every position's K/V written into and read from the cache's blocks.
+ *
+ * <p>Not thread-safe: one request at a time.
+ */
+public final class CachedDecoder {
+    private final LlamaModel model;
+    private final KvCacheManager cache;
+    private final AttentionBackend backend;
+    private final int windowBlocks;
+    private final boolean prefetch;
+    private final boolean reportAttention;
+
+    /**
+     * @param model           the model (its activations are reused)
+     * @param cache           holds the K/V
+     * @param backend         attention arithmetic over pinned blocks
+     * @param windowBlocks    blocks pinned per window, see {@link PagedKvAttention}
+     * @param prefetch        whether to prefetch the next window
+     * @param reportAttention whether to report attention mass per block (for the attention policy)
+     */
+    public CachedDecoder(LlamaModel model, KvCacheManager cache, AttentionBackend backend, int windowBlocks,
+                         boolean prefetch, boolean reportAttention) {
+        if (model.config().kvDim() != cache.layout().kvHeads() * cache.layout().headDim()
+                || model.config().layers() != cache.layout().layers()) {
+            throw new IllegalArgumentException("cache layout " + cache.layout() + " does not fit the model " + model.config());
+        }
+        this.model = model;
+        this.cache = cache;
+        this.backend = backend;
+        this.windowBlocks = windowBlocks;
+        this.prefetch = prefetch;
+        this.reportAttention = reportAttention;
+    }
+
+    /**
+     * @param tenantSalt blocks are shared only between requests with equal salts
+     * @param prompt     at least one token id
+     * @param newTokens  tokens to sample, >= 0
+     * @param sampler    picks each next token
+     * @param listener   told after every computed position
+     * @return tokens, logits and reuse counts
+     * @throws IllegalArgumentException for an empty prompt or a token outside the vocabulary
+     */
+    public DecodeResult run(byte[] tenantSalt, int[] prompt, int newTokens, Sampler sampler, StepListener listener) {
+        if (prompt.length == 0) {
+            throw new IllegalArgumentException("the prompt needs at least one token");
+        }
+        for (int t : prompt) {
+            if (t < 0 || t >= model.config().vocabSize()) {
+                throw new IllegalArgumentException("prompt token " + t + " outside the vocabulary [0, "
+                        + model.config().vocabSize() + ")");
+            }
+        }
+        long start = System.nanoTime();
+        int[] generated = new int[newTokens];
+        float[][] logits = new float[newTokens][];
+        try (Sequence seq = cache.open(tenantSalt, prompt)) {
+            int cached = seq.cachedTokens();
+            PagedKvAttention kv = new PagedKvAttention(cache, seq, model.config().heads(), backend, windowBlocks,
+                    prefetch, reportAttention);
+            int total = prompt.length - cached + Math.max(0, newTokens - 1);
+            int done = 0;
+            int token = prompt[cached];
+            int pos = cached;
+            int sampled = 0;
+            try {
+                while (true) {
+                    long t0 = System.nanoTime();
+                    kv.beginStep(pos);
+                    float[] out = model.forward(token, pos, kv);
+                    kv.endStep();
+                    done++;
+                    listener.onStep(pos, done, total, System.nanoTime() - t0);
+                    pos++;
+                    if (pos < prompt.length) {
+                        token = prompt[pos];
+                        continue;
+                    }
+                    if (sampled == newTokens) {
+                        break;
+                    }
+                    logits[sampled] = out.clone();
+                    token = sampler.sample(out);
+                    generated[sampled++] = token;
+                    if (sampled == newTokens) {
+                        break;   // the last sampled token's K/V is not needed
+                    }
+                    seq.append(token);
+                }
+            } finally {
+                kv.abort();
+            }
+            return new DecodeResult(prompt.clone(), Arrays.copyOf(generated, sampled), logits, cached, done,
+                    System.nanoTime() - start);
+        }
+    }
+}
