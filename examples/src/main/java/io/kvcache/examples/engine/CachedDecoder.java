@@ -45,6 +45,20 @@ public final class CachedDecoder {
     }
 
     /**
+     * Blocks to pin per window for a top tier of {@code topSlots} slots: the tail block, one window
+     * pinned and the next window prefetched must fit.
+     *
+     * @throws IllegalArgumentException when the top tier holds fewer than 3 blocks
+     */
+    public static int windowBlocks(int topSlots) {
+        if (topSlots < 3) {
+            throw new IllegalArgumentException("the top tier holds " + topSlots
+                    + " blocks; decoding needs at least 3 (the current block, a window and the next window)");
+        }
+        return (topSlots - 1) / 2;
+    }
+
+    /**
      * @param tenantSalt blocks are shared only between requests with equal salts
      * @param prompt     at least one token id
      * @param newTokens  tokens to sample, >= 0

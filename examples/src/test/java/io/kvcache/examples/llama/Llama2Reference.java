@@ -12,7 +12,7 @@ import java.nio.file.Path;
  * float array per kind), used as the oracle. It shares no code with the demo or the library on
  * purpose: a mistake copied into both would otherwise go unseen.
  */
-final class Llama2Reference {
+public final class Llama2Reference {
     final int dim;
     final int hiddenDim;
     final int nLayers;
@@ -48,7 +48,7 @@ final class Llama2Reference {
     final float[] valueCache;
     final int maxPos;
 
-    Llama2Reference(ByteBuffer file, int maxPos) {
+    public Llama2Reference(ByteBuffer file, int maxPos) {
         ByteBuffer b = file.duplicate().order(ByteOrder.LITTLE_ENDIAN);
         dim = b.getInt();
         hiddenDim = b.getInt();
@@ -90,7 +90,7 @@ final class Llama2Reference {
         valueCache = new float[nLayers * maxPos * kvDim];
     }
 
-    static Llama2Reference load(Path p, int maxPos) throws IOException {
+    public static Llama2Reference load(Path p, int maxPos) throws IOException {
         return new Llama2Reference(ByteBuffer.wrap(Files.readAllBytes(p)), maxPos);
     }
 
@@ -140,7 +140,7 @@ final class Llama2Reference {
         }
     }
 
-    float[] forward(int token, int pos) {
+    public float[] forward(int token, int pos) {
         System.arraycopy(emb, token * dim, x, 0, dim);
         for (int l = 0; l < nLayers; l++) {
             rmsnorm(xb, 0, x, 0, rmsAtt, l * dim, dim);
