@@ -17,7 +17,7 @@ public final class SyntheticCheckpoint {
      * give 16 KiB of KV per token against 2.7 M weights, so the cache outgrows a small device
      * budget within a few hundred tokens while a token still computes in milliseconds.
      */
-    public static final LlamaConfig DEFAULT_SHAPE = new LlamaConfig(128, 256, 16, 4, 4, 512, 4096, true);
+    public static final LlamaConfig DEFAULT_SHAPE = new LlamaConfig(256, 512, 4, 8, 8, 512, 4096, false);
 
     /** Seed of the default checkpoint. */
     public static final long DEFAULT_SEED = 0x6B7663616368L;

@@ -1,0 +1,374 @@
+package io.kvcache.examples.demo;
+
+import io.kvcache.core.KvCacheManager;
+import io.kvcache.core.layout.DType;
+import io.kvcache.core.layout.KvLayout;
+import io.kvcache.core.policy.EvictionPolicy;
+import io.kvcache.core.stats.CacheStats;
+import io.kvcache.core.stats.TierStats;
+import io.kvcache.core.tier.Tier;
+import io.kvcache.examples.attention.AttentionBackend;
+import io.kvcache.examples.attention.CpuAttentionBackend;
+import io.kvcache.examples.engine.CachedDecoder;
+import io.kvcache.examples.engine.DecodeResult;
+import io.kvcache.examples.engine.StepListener;
+import io.kvcache.examples.llama.Checkpoint;
+import io.kvcache.examples.llama.CheckpointException;
+import io.kvcache.examples.llama.LlamaConfig;
+import io.kvcache.examples.llama.LlamaModel;
+import io.kvcache.examples.llama.Sampler;
+import io.kvcache.examples.llama.SyntheticCheckpoint;
+import io.kvcache.examples.report.HtmlReport;
+import io.kvcache.examples.report.StepTrace;
+import io.kvcache.tiers.device.SimulatedDeviceTier;
+import io.kvcache.tiers.host.MmapHostTier;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Locale;
+import java.util.StringJoiner;
+
+/**
+ * Decodes a long context with a Llama-2 model whose KV cache lives in the tiers of a
+ * {@link KvCacheManager}, with a device budget far below the final KV size, and shows that it
+ * costs nothing in correctness: the same decode with an unlimited device budget gives the same
+ * tokens and logits bit for bit. Then a follow-up request sharing the decode's prefix reuses the
+ * cached blocks instead of recomputing them and still equals a cold run. A progress bar, a summary
+ * table and (with {@code --report}) an HTML page of plots show what the cache did.
+ */
+public final class LongContextDemo {
+    private static final byte[] TENANT = "demo".getBytes(StandardCharsets.UTF_8);
+    private static final byte[] COLD_TENANT = "demo-cold-run".getBytes(StandardCharsets.UTF_8);
+
+    private final DemoOptions o;
+    private final PrintStream out;
+    private final PrintStream err;
+
+    private LongContextDemo(DemoOptions o, PrintStream out, PrintStream err) {
+        this.o = o;
+        this.out = out;
+        this.err = err;
+    }
+
+    /**
+     * Runs the demo and exits with its status: 0 when every check passed, 1 when a check failed or
+     * the run broke, 2 for a bad command line or input file.
+     */
+    public static void main(String[] args) {
+        int rc = run(args, System.out, System.err);
+        System.out.flush();
+        System.exit(rc);
+    }
+
+    /**
+     * @return the exit status (see {@link #main})
+     */
+    public static int run(String[] args, PrintStream out, PrintStream err) {
+        try {
+            DemoOptions o = DemoOptions.parse(args);
+            if (o.help) {
+                out.println(DemoOptions.USAGE);
+                return 0;
+            }
+            return new LongContextDemo(o, out, err).execute();
+        } catch (UsageException | CheckpointException e) {
+            err.println("error: " + e.getMessage());
+            return 2;
+        } catch (OutOfMemoryError e) {
+            err.println("error: out of Java heap (" + e.getMessage() + "); give java a larger -Xmx or use smaller budgets");
+            return 1;
+        } catch (RuntimeException e) {
+            // one line, no stack trace: the message of the deepest cause says what broke
+            Throwable root = e;
+            while (root.getCause() != null && root.getCause() != root) {
+                root = root.getCause();
+            }
+            err.println("error: " + e.getClass().getSimpleName() + ": " + e.getMessage()
+                    + (root != e ? " (cause: " + root + ")" : ""));
+            return 1;
+        }
+    }
+
+    private int execute() throws UsageException {
+        Checkpoint cp = o.model == null ? SyntheticCheckpoint.createDefault() : Checkpoint.read(o.model);
+        LlamaConfig c = cp.config();
+        for (int t : o.promptIds) {
+            if (t >= c.vocabSize()) {
+                throw new UsageException("--prompt-ids: token " + t + " is outside the model's vocabulary [0, "
+                        + c.vocabSize() + ")");
+            }
+        }
+        if (o.device == DemoOptions.Device.CUDA) {
+            throw new UsageException("--device cuda: the CUDA device tier and paged attention kernel are not in "
+                    + "this build; use --device simulated");
+        }
+        if (o.diskDir != null) {
+            throw new UsageException("--disk-dir: the disk tier is not in this build yet; run without it");
+        }
+        KvLayout layout = new KvLayout(c.layers(), c.kvHeads(), c.headSize(), DType.FP32, o.blockTokens);
+        int bt = layout.blockTokens();
+        int finalTokens = o.promptIds.length + o.tokens;
+        int finalBlocks = ceilDiv(finalTokens, bt);
+        Budgets budgets = Budgets.choose(o, layout, finalBlocks, false);
+        String modelId = modelId(cp);
+        AttentionBackend backend = new CpuAttentionBackend();
+        LlamaModel model = new LlamaModel(cp);
+
+        out.println("LongContextDemo: a Llama-2 decode whose KV cache is paged across memory tiers");
+        out.printf(Locale.ROOT, "model     %s: dim %d, %d layers, %d heads, %d KV heads, vocab %d; %s of KV per token%n",
+                cp.name(), c.dim(), c.layers(), c.heads(), c.kvHeads(), c.vocabSize(),
+                ByteSize.format(layout.bytesPerToken()));
+        out.printf(Locale.ROOT, "context   %d prompt + %d generated = %d tokens = %d blocks of %d tokens (%s each) = %s of KV%n",
+                o.promptIds.length, o.tokens, finalTokens, finalBlocks, bt, ByteSize.format(layout.blockBytes()),
+                ByteSize.format(finalBlocks * layout.blockBytes()));
+        if (finalTokens > c.seqLen()) {
+            out.printf(Locale.ROOT, "note      the context exceeds the model's training length of %d tokens%n", c.seqLen());
+        }
+
+        List<Tier> tiers = new ArrayList<>();
+        tiers.add(new SimulatedDeviceTier("device", layout, budgets.deviceBlocks() * layout.blockBytes()));
+        tiers.add(new MmapHostTier("host", layout, budgets.hostBlocks() * layout.blockBytes()));
+        int window = CachedDecoder.windowBlocks(budgets.deviceBlocks());
+        EvictionPolicy policy = o.policy == DemoOptions.Policy.ATTENTION
+                ? EvictionPolicy.attentionScore(1, 1, 0.9) : EvictionPolicy.lru();
+        KvCacheManager.Builder builder = KvCacheManager.builder(layout).modelId(modelId).evictionPolicy(policy)
+                .prefetchLookaheadBlocks(window);
+        tiers.forEach(builder::tier);
+        String first = "tiers     ";
+        for (Tier t : tiers) {
+            out.printf(Locale.ROOT, "%s%-7s %9s = %4d blocks  %s%n", first, t.name(),
+                    ByteSize.format(t.slotCount() * t.slotBytes()), t.slotCount(), t.backing());
+            first = "          ";
+        }
+        out.printf(Locale.ROOT, "decode    %s eviction; attention on %s over windows of %d blocks, the next window prefetched%n",
+                o.policy.name().toLowerCase(Locale.ROOT), backend.name(), window);
+        out.printf(Locale.ROOT, "sampling  %s%n", o.temperature == 0 ? "greedy" : "temperature " + o.temperature + ", seed " + o.seed);
+        out.println();
+
+        boolean ok = true;
+        List<HtmlReport.Row> rows = new ArrayList<>();
+        DecodeResult main;
+        CacheStats mainStats;
+        StepTrace trace;
+        DecodeResult followUp = null;
+        DecodeResult cold = null;
+        try (KvCacheManager cache = builder.build()) {
+            CachedDecoder decoder = new CachedDecoder(model, cache, backend, window, true,
+                    o.policy == DemoOptions.Policy.ATTENTION);
+            trace = new StepTrace(bt, tiers.stream().map(Tier::name).toList(),
+                    tiers.stream().mapToInt(Tier::slotCount).toArray());
+            StepListener recorder = recorder(cache, trace, o.progress ? new ProgressBar(err, "decode",
+                    ProgressBar.stderrIsTerminal()) : null);
+            main = decoder.run(TENANT, o.promptIds, o.tokens, new Sampler(c.vocabSize(), o.temperature, o.seed), recorder);
+            if (recorder instanceof Recorder r) {
+                r.finish();
+            }
+            mainStats = cache.stats();
+
+            if (o.followupTokens > 0 && main.stream().length > bt) {
+                int[] stream = main.stream();
+                int shared = Math.max(bt, (stream.length * 3 / 4) / bt * bt);
+                int[] prompt = Arrays.copyOf(stream, shared + 1);
+                // a different next token than the decode took, so the follow-up diverges from it
+                prompt[shared] = (stream[shared] + 1) % c.vocabSize();
+                followUp = decoder.run(TENANT, prompt, o.followupTokens,
+                        new Sampler(c.vocabSize(), o.temperature, o.seed), StepListener.NONE);
+                cold = decoder.run(COLD_TENANT, prompt, o.followupTokens,
+                        new Sampler(c.vocabSize(), o.temperature, o.seed), StepListener.NONE);
+            }
+        }
+
+        double secs = main.nanos() / 1e9;
+        out.printf(Locale.ROOT, "generated %d tokens in %.2f s: %.0f tokens/s (%d positions computed)%n",
+                main.generated().length, secs, main.computedTokens() / secs, main.computedTokens());
+        out.println("first tokens " + head(main.generated(), 24));
+        out.println();
+        printTierTable(mainStats, main.nanos());
+        rows.add(new HtmlReport.Row("tokens/s", String.format(Locale.ROOT, "%.0f (%d positions in %.2f s)",
+                main.computedTokens() / secs, main.computedTokens(), secs)));
+        rows.add(new HtmlReport.Row("bytes moved", "toward device " + ByteSize.format(mainStats.bytesPromoted())
+                + ", toward disk " + ByteSize.format(mainStats.bytesDemoted())));
+        rows.add(new HtmlReport.Row("waited on residency", String.format(Locale.ROOT, "%.3f s", mainStats.waitNanos() / 1e9)));
+        rows.add(new HtmlReport.Row("prefetches in time", prefetchLine(mainStats)));
+        for (TierStats t : mainStats.tiers()) {
+            rows.add(new HtmlReport.Row("tier " + t.name(), t.slotCount() + " blocks, " + t.backing() + "; hits "
+                    + t.hits() + ", misses " + t.misses() + ", promoted out " + t.promotedOut() + ", demoted in "
+                    + t.demotedIn()));
+        }
+
+        if (followUp != null) {
+            String diff = followUp.firstDifference(cold);
+            out.printf(Locale.ROOT, "prefix reuse  a follow-up request (%d-token prompt: the decode's first %d tokens + 1 new)%n",
+                    followUp.prompt().length, followUp.prompt().length - 1);
+            out.printf(Locale.ROOT, "              found %d tokens cached and did not recompute them; computed %d positions%n",
+                    followUp.cachedTokens(), followUp.computedTokens());
+            out.printf(Locale.ROOT, "              a cold run of it (other tenant, %d cached, %d computed) gives %s%n",
+                    cold.cachedTokens(), cold.computedTokens(), diff == null ? "the same tokens and logits: yes" : "DIFFERENT output: " + diff);
+            ok &= diff == null && followUp.cachedTokens() > 0;
+            rows.add(new HtmlReport.Row("prefix reuse", followUp.cachedTokens() + " of " + followUp.prompt().length
+                    + " prompt tokens not recomputed; equals a cold run: " + (diff == null ? "yes" : "NO, " + diff)));
+        }
+
+        if (o.verify) {
+            DecodeResult reference = verify(model, layout, modelId, finalBlocks, backend);
+            String diff = main.firstDifference(reference);
+            out.printf(Locale.ROOT, "verification  the same decode with an unlimited device budget (%d blocks): %s%n",
+                    finalBlocks + 1, diff == null ? "every token and logit identical: yes" : "DIFFERENT: " + diff);
+            ok &= diff == null;
+            rows.add(new HtmlReport.Row("verification", diff == null
+                    ? "identical tokens and logits with an unlimited device budget" : "DIFFERENT: " + diff));
+        }
+
+        if (o.emitTokens != null) {
+            StringBuilder sb = new StringBuilder();
+            for (int t : main.generated()) {
+                sb.append(t).append('\n');
+            }
+            try {
+                Files.writeString(o.emitTokens, sb);
+            } catch (IOException | RuntimeException e) {
+                throw new UsageException("cannot write --emit-tokens " + o.emitTokens + ": " + e);
+            }
+            out.println("tokens        written to " + o.emitTokens);
+        }
+        if (o.report != null) {
+            String subtitle = String.format(Locale.ROOT, "%s; %d tokens; device %s, host %s; %s eviction",
+                    cp.name(), finalTokens, ByteSize.format(budgets.deviceBlocks() * layout.blockBytes()),
+                    ByteSize.format(budgets.hostBlocks() * layout.blockBytes()), o.policy.name().toLowerCase(Locale.ROOT));
+            try {
+                HtmlReport.write(o.report, "LongContextDemo report", subtitle, rows, trace);
+            } catch (IOException | RuntimeException e) {
+                throw new UsageException("cannot write --report " + o.report + ": " + e);
+            }
+            out.println("report        written to " + o.report);
+        }
+        if (!ok) {
+            out.println("FAILED: a check above did not hold");
+        }
+        return ok ? 0 : 1;
+    }
+
+    private DecodeResult verify(LlamaModel model, KvLayout layout, String modelId, int finalBlocks,
+                                AttentionBackend backend) {
+        int slots = finalBlocks + 1;
+        try (KvCacheManager unlimited = KvCacheManager.builder(layout).modelId(modelId)
+                .tier(new SimulatedDeviceTier("device", layout, slots * layout.blockBytes())).build()) {
+            CachedDecoder d = new CachedDecoder(model, unlimited, backend, slots, false, false);
+            ProgressBar bar = o.progress ? new ProgressBar(err, "verify", ProgressBar.stderrIsTerminal()) : null;
+            StepListener l = bar == null ? StepListener.NONE : (pos, done, total, nanos) -> {
+                bar.update(done, total, "");
+                if (done == total) {
+                    bar.finish();
+                }
+            };
+            return d.run(TENANT, o.promptIds, o.tokens, new Sampler(model.config().vocabSize(), o.temperature, o.seed), l);
+        }
+    }
+
+    private void printTierTable(CacheStats s, long nanos) {
+        out.printf(Locale.ROOT, "%-8s %7s %7s %9s %7s %13s %11s %8s%n", "tier", "blocks", "used", "hits", "misses",
+                "promoted out", "demoted in", "dropped");
+        for (TierStats t : s.tiers()) {
+            out.printf(Locale.ROOT, "%-8s %7d %7d %9d %7d %13d %11d %8d%n", t.name(), t.slotCount(), t.usedSlots(),
+                    t.hits(), t.misses(), t.promotedOut(), t.demotedIn(), t.dropped());
+        }
+        out.printf(Locale.ROOT, "bytes moved   toward device %s (%d blocks), toward disk %s (%d blocks)%n",
+                ByteSize.format(s.bytesPromoted()), s.promotions(), ByteSize.format(s.bytesDemoted()), s.demotions());
+        out.printf(Locale.ROOT, "waited       %.3f s on residency (%.1f%% of the decode)%n", s.waitNanos() / 1e9,
+                100.0 * s.waitNanos() / Math.max(1, nanos));
+        out.println("prefetch      " + prefetchLine(s));
+        out.println();
+    }
+
+    private static String prefetchLine(CacheStats s) {
+        long asked = s.prefetchInTime() + s.prefetchLate();
+        return String.format(Locale.ROOT, "%d blocks issued; %d of %d asked for had arrived in time (%s)",
+                s.prefetchIssued(), s.prefetchInTime(), asked,
+                asked == 0 ? "none asked" : String.format(Locale.ROOT, "%.1f%%", 100.0 * s.prefetchTimeliness()));
+    }
+
+    private static StepListener recorder(KvCacheManager cache, StepTrace trace, ProgressBar bar) {
+        return new Recorder(cache, trace, bar);
+    }
+
+    /** Samples the cache's counters after every step for the trace, and draws the progress bar. */
+    private static final class Recorder implements StepListener {
+        private final KvCacheManager cache;
+        private final StepTrace trace;
+        private final ProgressBar bar;
+        private final int[] used;
+        private long up;
+        private long down;
+        private long wait;
+
+        Recorder(KvCacheManager cache, StepTrace trace, ProgressBar bar) {
+            this.cache = cache;
+            this.trace = trace;
+            this.bar = bar;
+            this.used = new int[cache.tiers().size()];
+        }
+
+        @Override
+        public void onStep(int pos, int done, int total, long nanos) {
+            CacheStats s = cache.stats();
+            StringJoiner detail = new StringJoiner("  ");
+            for (int t = 0; t < used.length; t++) {
+                TierStats ts = s.tiers().get(t);
+                used[t] = ts.usedSlots();
+                detail.add(ts.name() + " " + ts.usedSlots() + "/" + ts.slotCount());
+            }
+            trace.add(pos, nanos, used, s.bytesPromoted() - up, s.bytesDemoted() - down, s.waitNanos() - wait);
+            up = s.bytesPromoted();
+            down = s.bytesDemoted();
+            wait = s.waitNanos();
+            if (bar != null) {
+                bar.update(done, total, detail.toString());
+            }
+        }
+
+        void finish() {
+            if (bar != null) {
+                bar.finish();
+            }
+        }
+    }
+
+    private static String head(int[] tokens, int n) {
+        StringJoiner j = new StringJoiner(" ");
+        for (int i = 0; i < Math.min(n, tokens.length); i++) {
+            j.add(Integer.toString(tokens[i]));
+        }
+        return j + (tokens.length > n ? " ..." : "");
+    }
+
+    private static int ceilDiv(int a, int b) {
+        return (a + b - 1) / b;
+    }
+
+    /** A model id for content keys: the checkpoint's SHA-256, so blocks of other weights never match. */
+    private static String modelId(Checkpoint cp) {
+        try {
+            MessageDigest md = MessageDigest.getInstance("SHA-256");
+            LlamaConfig c = cp.config();
+            md.update((c.toString()).getBytes(StandardCharsets.UTF_8));
+            var w = cp.weights();
+            for (float[] a : List.of(w.tokenEmbedding(), w.rmsAtt(), w.wq(), w.wk(), w.wv(), w.wo(), w.rmsFfn(),
+                    w.w1(), w.w2(), w.w3(), w.rmsFinal(), w.classifier())) {
+                java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(a.length * 4);
+                b.asFloatBuffer().put(a);
+                md.update(b.array());
+            }
+            return "llama2c-" + HexFormat.of().formatHex(md.digest(), 0, 16);
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("SHA-256 unavailable", e);
+        }
+    }
+}

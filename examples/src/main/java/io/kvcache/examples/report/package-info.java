@@ -1,0 +1,2 @@
+/** Per-step measurements of a decode and the self-contained HTML page that plots them. */
+package io.kvcache.examples.report;
