@@ -98,6 +98,9 @@ public final class LongContextDemo {
     }
 
     private int execute() throws UsageException {
+        // refuse unwritable outputs before minutes of decoding, not after
+        checkWritable("--emit-tokens", o.emitTokens);
+        checkWritable("--report", o.report);
         Checkpoint cp = o.model == null ? SyntheticCheckpoint.createDefault() : Checkpoint.read(o.model);
         LlamaConfig c = cp.config();
         for (int t : o.promptIds) {
@@ -338,6 +341,22 @@ public final class LongContextDemo {
             if (bar != null) {
                 bar.finish();
             }
+        }
+    }
+
+    private static void checkWritable(String flag, Path file) throws UsageException {
+        if (file == null) {
+            return;
+        }
+        Path parent = file.toAbsolutePath().getParent();
+        if (Files.isDirectory(file)) {
+            throw new UsageException(flag + " " + file + " is a directory");
+        }
+        if (parent == null || !Files.isDirectory(parent)) {
+            throw new UsageException(flag + " " + file + ": directory " + parent + " does not exist");
+        }
+        if (Files.exists(file) ? !Files.isWritable(file) : !Files.isWritable(parent)) {
+            throw new UsageException(flag + " " + file + " is not writable");
         }
     }
 
