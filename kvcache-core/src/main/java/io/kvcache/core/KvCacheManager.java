@@ -826,8 +826,17 @@ public final class KvCacheManager implements AutoCloseable {
         void commit() {
             for (Move m : moves) {
                 if (!m.copy && !claimedSlots.contains(((long) m.srcTier << 32) | m.srcSlot)) {
-                    // a promoted block's old slot: free now, overwritten only after the copy settles
-                    tiers[m.srcTier].free(m.srcSlot);
+                    // a promoted block's old slot stays allocated until the copy reading it settles
+                    Tier src = tiers[m.srcTier];
+                    int slot = m.srcSlot;
+                    m.done.handle((v, e) -> null).thenRun(() -> {
+                        lock.lock();
+                        try {
+                            src.free(slot);
+                        } finally {
+                            lock.unlock();
+                        }
+                    });
                 }
                 if (m.dstTier < m.srcTier) {
                     promotions++;
