@@ -393,8 +393,18 @@ public final class KvCacheManager implements AutoCloseable {
         b.key = key;
         byKey.put(key, b);
         if (b.materialized() && tiers[b.tier] instanceof PersistentTier pt) {
+            CompletableFuture<Void> ready = b.dataReady;
             int slot = b.slot;
-            b.dataReady.thenRun(() -> pt.publish(slot, key));
+            ready.thenRun(() -> {
+                lock.lock();
+                try {
+                    if (b.dataReady == ready && b.slot == slot && blocks.get(b.id) == b) {
+                        pt.publish(slot, key);
+                    }
+                } finally {
+                    lock.unlock();
+                }
+            });
         }
     }
 
@@ -689,6 +699,10 @@ public final class KvCacheManager implements AutoCloseable {
         final CompletableFuture<?> dstFree;
         final CompletableFuture<Void> done = new CompletableFuture<>();
         final int level;
+        /** Set at commit: the source slot is freed when the copy settles, before {@link #done} completes. */
+        boolean freeSourceWhenSettled;
+        /** Set at commit for a copy-on-write: the source's reference is dropped when the copy settles. */
+        Block releaseWhenSettled;
 
         Move(Block block, Block source, int srcTier, int srcSlot, int dstTier, int dstSlot, boolean copy,
              CompletableFuture<?> srcReady, CompletableFuture<?> dstFree, int level) {
@@ -756,16 +770,8 @@ public final class KvCacheManager implements AutoCloseable {
                 b.dataReady = prevReady;
             }));
             onCommit.add(() -> {
-                Block src = b.cowFrom;
+                m.releaseWhenSettled = b.cowFrom;
                 b.cowFrom = null;
-                m.done.whenComplete((v, e) -> {
-                    lock.lock();
-                    try {
-                        releaseRef(src);
-                    } finally {
-                        lock.unlock();
-                    }
-                });
             });
         }
 
@@ -825,19 +831,8 @@ public final class KvCacheManager implements AutoCloseable {
 
         void commit() {
             for (Move m : moves) {
-                if (!m.copy && !claimedSlots.contains(((long) m.srcTier << 32) | m.srcSlot)) {
-                    // a promoted block's old slot stays allocated until the copy reading it settles
-                    Tier src = tiers[m.srcTier];
-                    int slot = m.srcSlot;
-                    m.done.handle((v, e) -> null).thenRun(() -> {
-                        lock.lock();
-                        try {
-                            src.free(slot);
-                        } finally {
-                            lock.unlock();
-                        }
-                    });
-                }
+                // a promoted block's old slot stays allocated until the copy reading it settles
+                m.freeSourceWhenSettled = !m.copy && !claimedSlots.contains(((long) m.srcTier << 32) | m.srcSlot);
                 if (m.dstTier < m.srcTier) {
                     promotions++;
                     bytesPromoted += layout.blockBytes();
@@ -1048,23 +1043,45 @@ public final class KvCacheManager implements AutoCloseable {
 
     private void finish(Move m, Tier dst) {
         if (dst instanceof PersistentTier pt) {
-            BlockKey key = locked(() -> m.block.key);
-            if (key != null) {
-                try {
-                    pt.publish(m.dstSlot, key);
-                } catch (RuntimeException e) {
-                    LOG.log(System.Logger.Level.WARNING, "could not publish block " + m.block.id
-                            + " in tier '" + dst.name() + "': " + e);
+            lock.lock();
+            try {
+                // publish only while the block still lives in the slot the copy filled
+                if (m.block.key != null && m.block.dataReady == m.done && blocks.get(m.block.id) == m.block) {
+                    pt.publish(m.dstSlot, m.block.key);
                 }
+            } catch (RuntimeException e) {
+                LOG.log(System.Logger.Level.WARNING, "could not publish block " + m.block.id
+                        + " in tier '" + dst.name() + "': " + e);
+            } finally {
+                lock.unlock();
             }
         }
+        settle(m);
         m.done.complete(null);
     }
 
+    /** Frees the source slot of a settled promotion, so that whoever awaits the copy sees it freed. */
+    private void settle(Move m) {
+        if (m.freeSourceWhenSettled || m.releaseWhenSettled != null) {
+            lock.lock();
+            try {
+                if (m.freeSourceWhenSettled) {
+                    tiers[m.srcTier].free(m.srcSlot);
+                }
+                if (m.releaseWhenSettled != null) {
+                    releaseRef(m.releaseWhenSettled);
+                }
+            } finally {
+                lock.unlock();
+            }
+        }
+    }
+
     private void fail(Move m, Throwable e) {
+        settle(m);
         lock.lock();
         try {
-            if (m.block.dataReady == m.done) {
+            if (m.block.dataReady == m.done && blocks.get(m.block.id) == m.block) {
                 m.block.lost = true;
                 blocksLost++;
                 misses[m.srcTier]++;
