@@ -2,6 +2,7 @@ package io.kvcache.core;
 
 import io.kvcache.core.block.BlockKey;
 import io.kvcache.core.block.PrefixHasher;
+import io.kvcache.core.cost.CostModel;
 import io.kvcache.core.layout.KvLayout;
 import io.kvcache.core.policy.EvictionPolicy;
 import io.kvcache.core.prefetch.AccessPlan;
@@ -62,6 +63,7 @@ public final class KvCacheManager implements AutoCloseable {
     private final TransferEngine cpuEngine;
     private final EvictionPolicy policy;
     private final int prefetchLookahead;
+    private final CostModel costModel;
     private final ReentrantLock lock = new ReentrantLock();
     private final ExecutorService dispatcher;
 
@@ -105,6 +107,7 @@ public final class KvCacheManager implements AutoCloseable {
         this.engines = List.copyOf(all);
         this.policy = b.policy;
         this.prefetchLookahead = b.prefetchLookahead;
+        this.costModel = b.costModel;
         this.slotFree = new CompletableFuture<?>[tiers.length][];
         for (int t = 0; t < tiers.length; t++) {
             slotFree[t] = new CompletableFuture<?>[tiers[t].slotCount()];
@@ -136,6 +139,7 @@ public final class KvCacheManager implements AutoCloseable {
         private String modelId = "model";
         private EvictionPolicy policy = EvictionPolicy.lru();
         private int prefetchLookahead = 64;
+        private CostModel costModel;
 
         private Builder(KvLayout layout) {
             this.layout = Objects.requireNonNull(layout, "layout");
@@ -175,7 +179,18 @@ public final class KvCacheManager implements AutoCloseable {
         }
 
         /**
-         * @throws IllegalArgumentException  with no tier, or a tier added twice
+         * @param model reload-or-recompute costs; with it, a prefix block held in a tier whose
+         *              reload costs more than recomputing its tokens is not reused (the engine
+         *              recomputes from there). Default: none, every cached block is reused.
+         */
+        public Builder costModel(CostModel model) {
+            this.costModel = Objects.requireNonNull(model, "model");
+            return this;
+        }
+
+        /**
+         * @throws IllegalArgumentException  with no tier, or a tier added twice, or a cost model
+         *                                   that does not cover every tier
          * @throws LayoutMismatchException   when a tier's slot size is not the layout's block size
          */
         public KvCacheManager build() {
@@ -193,6 +208,10 @@ public final class KvCacheManager implements AutoCloseable {
                         throw new IllegalArgumentException("tier '" + t.name() + "' added twice");
                     }
                 }
+            }
+            if (costModel != null && costModel.tierCount() != tiers.size()) {
+                throw new IllegalArgumentException("the cost model covers " + costModel.tierCount()
+                        + " tiers but the cache has " + tiers.size());
             }
             return new KvCacheManager(this);
         }
@@ -221,8 +240,9 @@ public final class KvCacheManager implements AutoCloseable {
 
     /**
      * Opens a sequence with a prompt, reusing cached blocks of the longest matching prefix of
-     * full blocks (from any tier, persistent tiers included). At least one prompt token is left
-     * to compute so the engine gets logits for the last one.
+     * full blocks (from any tier, persistent tiers included; with a {@link CostModel}, only from
+     * tiers whose reload beats recompute). At least one prompt token is left to compute so the
+     * engine gets logits for the last one.
      *
      * @param tenantSalt blocks are shared only between equal salts; may be empty, not null
      * @param prompt     prompt token ids; may be empty
@@ -249,7 +269,7 @@ public final class KvCacheManager implements AutoCloseable {
             int matched = 0;
             for (int i = 0; i < matchable; i++) {
                 Block b = findCached(keys[i]);
-                if (b == null) {
+                if (b == null || (costModel != null && !costModel.reloadPays(b.tier))) {
                     break;
                 }
                 b.refCount++;

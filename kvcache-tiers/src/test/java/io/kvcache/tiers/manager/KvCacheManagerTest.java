@@ -14,6 +14,7 @@ import io.kvcache.core.PositionOutOfRangeException;
 import io.kvcache.core.ResidencyHandle;
 import io.kvcache.core.Sequence;
 import io.kvcache.core.SharedBlockWriteException;
+import io.kvcache.core.cost.CostModel;
 import io.kvcache.core.layout.DType;
 import io.kvcache.core.layout.KvLayout;
 import io.kvcache.core.policy.EvictionPolicy;
@@ -304,6 +305,25 @@ class KvCacheManagerTest {
         assertEquals(0, infos.stream().filter(b -> b.id() == manager.blockId(s, 5)).findFirst().orElseThrow().tier(),
                 "the recent window stays");
         assertNull(engine.verify(s));
+    }
+
+    @Test
+    void prefixBlocksInATierWhoseReloadLosesToRecomputeAreNotReused() {
+        CostModel slowHost = new CostModel(LAYOUT, 1e-9, List.of(new CostModel.Link("host", 1e6, 0)));
+        manager = KvCacheManager.builder(LAYOUT)
+                .tier(new SimulatedDeviceTier(LAYOUT, 2 * LAYOUT.blockBytes()))
+                .tier(new MmapHostTier(LAYOUT, 16 * LAYOUT.blockBytes()))
+                .costModel(slowHost)
+                .build();
+        Engine engine = new Engine(manager);
+        Sequence a = manager.open(SALT, tokens(0, 16));
+        engine.prefill(a);
+        // blocks 0 and 1 were demoted to the host tier, 2 and 3 are on the device
+        Sequence b = manager.open(SALT, tokens(0, 17));
+        assertEquals(0, b.cachedTokens(), "block 0 sits in a tier that loses to recompute");
+        assertThrows(IllegalArgumentException.class, () -> KvCacheManager.builder(LAYOUT)
+                .tier(new SimulatedDeviceTier(LAYOUT, 2 * LAYOUT.blockBytes()))
+                .costModel(slowHost).build());
     }
 
     @Test
