@@ -2,6 +2,7 @@ package io.kvcache.core;
 
 import io.kvcache.core.block.BlockKey;
 import io.kvcache.core.block.PrefixHasher;
+import io.kvcache.core.cost.CostModel;
 import io.kvcache.core.layout.KvLayout;
 import io.kvcache.core.policy.EvictionPolicy;
 import io.kvcache.core.prefetch.AccessPlan;
@@ -62,6 +63,7 @@ public final class KvCacheManager implements AutoCloseable {
     private final TransferEngine cpuEngine;
     private final EvictionPolicy policy;
     private final int prefetchLookahead;
+    private final CostModel costModel;
     private final ReentrantLock lock = new ReentrantLock();
     private final ExecutorService dispatcher;
 
@@ -105,6 +107,7 @@ public final class KvCacheManager implements AutoCloseable {
         this.engines = List.copyOf(all);
         this.policy = b.policy;
         this.prefetchLookahead = b.prefetchLookahead;
+        this.costModel = b.costModel;
         this.slotFree = new CompletableFuture<?>[tiers.length][];
         for (int t = 0; t < tiers.length; t++) {
             slotFree[t] = new CompletableFuture<?>[tiers[t].slotCount()];
@@ -136,6 +139,7 @@ public final class KvCacheManager implements AutoCloseable {
         private String modelId = "model";
         private EvictionPolicy policy = EvictionPolicy.lru();
         private int prefetchLookahead = 64;
+        private CostModel costModel;
 
         private Builder(KvLayout layout) {
             this.layout = Objects.requireNonNull(layout, "layout");
@@ -175,7 +179,18 @@ public final class KvCacheManager implements AutoCloseable {
         }
 
         /**
-         * @throws IllegalArgumentException  with no tier, or a tier added twice
+         * @param model reload-or-recompute costs; with it, a prefix block held in a tier whose
+         *              reload costs more than recomputing its tokens is not reused (the engine
+         *              recomputes from there). Default: none, every cached block is reused.
+         */
+        public Builder costModel(CostModel model) {
+            this.costModel = Objects.requireNonNull(model, "model");
+            return this;
+        }
+
+        /**
+         * @throws IllegalArgumentException  with no tier, or a tier added twice, or a cost model
+         *                                   that does not cover every tier
          * @throws LayoutMismatchException   when a tier's slot size is not the layout's block size
          */
         public KvCacheManager build() {
@@ -193,6 +208,10 @@ public final class KvCacheManager implements AutoCloseable {
                         throw new IllegalArgumentException("tier '" + t.name() + "' added twice");
                     }
                 }
+            }
+            if (costModel != null && costModel.tierCount() != tiers.size()) {
+                throw new IllegalArgumentException("the cost model covers " + costModel.tierCount()
+                        + " tiers but the cache has " + tiers.size());
             }
             return new KvCacheManager(this);
         }
@@ -221,8 +240,9 @@ public final class KvCacheManager implements AutoCloseable {
 
     /**
      * Opens a sequence with a prompt, reusing cached blocks of the longest matching prefix of
-     * full blocks (from any tier, persistent tiers included). At least one prompt token is left
-     * to compute so the engine gets logits for the last one.
+     * full blocks (from any tier, persistent tiers included; with a {@link CostModel}, only from
+     * tiers whose reload beats recompute). At least one prompt token is left to compute so the
+     * engine gets logits for the last one.
      *
      * @param tenantSalt blocks are shared only between equal salts; may be empty, not null
      * @param prompt     prompt token ids; may be empty
@@ -249,7 +269,7 @@ public final class KvCacheManager implements AutoCloseable {
             int matched = 0;
             for (int i = 0; i < matchable; i++) {
                 Block b = findCached(keys[i]);
-                if (b == null) {
+                if (b == null || (costModel != null && !costModel.reloadPays(b.tier))) {
                     break;
                 }
                 b.refCount++;
@@ -393,8 +413,18 @@ public final class KvCacheManager implements AutoCloseable {
         b.key = key;
         byKey.put(key, b);
         if (b.materialized() && tiers[b.tier] instanceof PersistentTier pt) {
+            CompletableFuture<Void> ready = b.dataReady;
             int slot = b.slot;
-            b.dataReady.thenRun(() -> pt.publish(slot, key));
+            ready.thenRun(() -> {
+                lock.lock();
+                try {
+                    if (b.dataReady == ready && b.slot == slot && blocks.get(b.id) == b) {
+                        pt.publish(slot, key);
+                    }
+                } finally {
+                    lock.unlock();
+                }
+            });
         }
     }
 
@@ -689,6 +719,10 @@ public final class KvCacheManager implements AutoCloseable {
         final CompletableFuture<?> dstFree;
         final CompletableFuture<Void> done = new CompletableFuture<>();
         final int level;
+        /** Set at commit: the source slot is freed when the copy settles, before {@link #done} completes. */
+        boolean freeSourceWhenSettled;
+        /** Set at commit for a copy-on-write: the source's reference is dropped when the copy settles. */
+        Block releaseWhenSettled;
 
         Move(Block block, Block source, int srcTier, int srcSlot, int dstTier, int dstSlot, boolean copy,
              CompletableFuture<?> srcReady, CompletableFuture<?> dstFree, int level) {
@@ -756,16 +790,8 @@ public final class KvCacheManager implements AutoCloseable {
                 b.dataReady = prevReady;
             }));
             onCommit.add(() -> {
-                Block src = b.cowFrom;
+                m.releaseWhenSettled = b.cowFrom;
                 b.cowFrom = null;
-                m.done.whenComplete((v, e) -> {
-                    lock.lock();
-                    try {
-                        releaseRef(src);
-                    } finally {
-                        lock.unlock();
-                    }
-                });
             });
         }
 
@@ -825,10 +851,8 @@ public final class KvCacheManager implements AutoCloseable {
 
         void commit() {
             for (Move m : moves) {
-                if (!m.copy && !claimedSlots.contains(((long) m.srcTier << 32) | m.srcSlot)) {
-                    // a promoted block's old slot: free now, overwritten only after the copy settles
-                    tiers[m.srcTier].free(m.srcSlot);
-                }
+                // a promoted block's old slot stays allocated until the copy reading it settles
+                m.freeSourceWhenSettled = !m.copy && !claimedSlots.contains(((long) m.srcTier << 32) | m.srcSlot);
                 if (m.dstTier < m.srcTier) {
                     promotions++;
                     bytesPromoted += layout.blockBytes();
@@ -1039,23 +1063,45 @@ public final class KvCacheManager implements AutoCloseable {
 
     private void finish(Move m, Tier dst) {
         if (dst instanceof PersistentTier pt) {
-            BlockKey key = locked(() -> m.block.key);
-            if (key != null) {
-                try {
-                    pt.publish(m.dstSlot, key);
-                } catch (RuntimeException e) {
-                    LOG.log(System.Logger.Level.WARNING, "could not publish block " + m.block.id
-                            + " in tier '" + dst.name() + "': " + e);
+            lock.lock();
+            try {
+                // publish only while the block still lives in the slot the copy filled
+                if (m.block.key != null && m.block.dataReady == m.done && blocks.get(m.block.id) == m.block) {
+                    pt.publish(m.dstSlot, m.block.key);
                 }
+            } catch (RuntimeException e) {
+                LOG.log(System.Logger.Level.WARNING, "could not publish block " + m.block.id
+                        + " in tier '" + dst.name() + "': " + e);
+            } finally {
+                lock.unlock();
             }
         }
+        settle(m);
         m.done.complete(null);
     }
 
+    /** Frees the source slot of a settled promotion, so that whoever awaits the copy sees it freed. */
+    private void settle(Move m) {
+        if (m.freeSourceWhenSettled || m.releaseWhenSettled != null) {
+            lock.lock();
+            try {
+                if (m.freeSourceWhenSettled) {
+                    tiers[m.srcTier].free(m.srcSlot);
+                }
+                if (m.releaseWhenSettled != null) {
+                    releaseRef(m.releaseWhenSettled);
+                }
+            } finally {
+                lock.unlock();
+            }
+        }
+    }
+
     private void fail(Move m, Throwable e) {
+        settle(m);
         lock.lock();
         try {
-            if (m.block.dataReady == m.done) {
+            if (m.block.dataReady == m.done && blocks.get(m.block.id) == m.block) {
                 m.block.lost = true;
                 blocksLost++;
                 misses[m.srcTier]++;

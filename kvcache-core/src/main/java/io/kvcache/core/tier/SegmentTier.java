@@ -83,9 +83,16 @@ public abstract class SegmentTier implements Tier {
         return true;
     }
 
+    /**
+     * {@inheritDoc}
+     *
+     * <p>Checks the slot number but not that it is allocated: a copy may still be reading a slot
+     * the manager has just freed, and the manager never hands the slot out for new bytes before
+     * that copy has settled.
+     */
     @Override
     public final MemorySegment view(int slot) {
-        slots.checkAllocated(slot);
+        Tier.checkSlot(this, slot);
         return pool.asSlice(slot * slotBytes, slotBytes);
     }
 
