@@ -109,20 +109,14 @@ public final class LongContextDemo {
                         + c.vocabSize() + ")");
             }
         }
-        if (o.device == DemoOptions.Device.CUDA) {
-            throw new UsageException("--device cuda: the CUDA device tier and paged attention kernel are not in "
-                    + "this build; use --device simulated");
-        }
-        if (o.diskDir != null) {
-            throw new UsageException("--disk-dir: the disk tier is not in this build yet; run without it");
-        }
+        AttentionBackend backend = backendFor(o.device);
         KvLayout layout = new KvLayout(c.layers(), c.kvHeads(), c.headSize(), DType.FP32, o.blockTokens);
         int bt = layout.blockTokens();
         int finalTokens = o.promptIds.length + o.tokens;
         int finalBlocks = ceilDiv(finalTokens, bt);
-        Budgets budgets = Budgets.choose(o, layout, finalBlocks, false);
+        boolean withDisk = o.diskDir != null;
+        Budgets budgets = Budgets.choose(o, layout, finalBlocks, withDisk);
         String modelId = modelId(cp);
-        AttentionBackend backend = new CpuAttentionBackend();
         LlamaModel model = new LlamaModel(cp);
 
         out.println("LongContextDemo: a Llama-2 decode whose KV cache is paged across memory tiers");
@@ -137,8 +131,16 @@ public final class LongContextDemo {
         }
 
         List<Tier> tiers = new ArrayList<>();
-        tiers.add(new SimulatedDeviceTier("device", layout, budgets.deviceBlocks() * layout.blockBytes()));
-        tiers.add(new MmapHostTier("host", layout, budgets.hostBlocks() * layout.blockBytes()));
+        try {
+            tiers.add(new SimulatedDeviceTier("device", layout, budgets.deviceBlocks() * layout.blockBytes()));
+            tiers.add(new MmapHostTier("host", layout, budgets.hostBlocks() * layout.blockBytes()));
+            if (withDisk) {
+                tiers.add(DiskTierFactory.open(o.diskDir, layout, modelId, budgets.diskBlocks() * layout.blockBytes()));
+            }
+        } catch (UsageException | RuntimeException e) {
+            tiers.forEach(Tier::close);
+            throw e;
+        }
         int window = CachedDecoder.windowBlocks(budgets.deviceBlocks());
         EvictionPolicy policy = o.policy == DemoOptions.Policy.ATTENTION
                 ? EvictionPolicy.attentionScore(1, 1, 0.9) : EvictionPolicy.lru();
@@ -158,6 +160,8 @@ public final class LongContextDemo {
 
         boolean ok = true;
         List<HtmlReport.Row> rows = new ArrayList<>();
+        DecodeResult resumed = null;
+        long resumedDiskHits = 0;
         DecodeResult main;
         CacheStats mainStats;
         StepTrace trace;
@@ -166,15 +170,21 @@ public final class LongContextDemo {
         try (KvCacheManager cache = builder.build()) {
             CachedDecoder decoder = new CachedDecoder(model, cache, backend, window, true,
                     o.policy == DemoOptions.Policy.ATTENTION);
+            int[] saved = withDisk ? LastRequest.read(o.diskDir, modelId, bt) : null;
+            if (saved != null && o.followupTokens > 0) {
+                // restart reuse: the previous run's last request, sent first, finds its prefix on disk
+                long before = tierHits(cache.stats(), 2);
+                resumed = decoder.run(TENANT, saved, o.followupTokens, sampler(c), StepListener.NONE);
+                resumedDiskHits = tierHits(cache.stats(), 2) - before;
+            }
+            CacheStats startStats = cache.stats();
             trace = new StepTrace(bt, tiers.stream().map(Tier::name).toList(),
                     tiers.stream().mapToInt(Tier::slotCount).toArray());
-            StepListener recorder = recorder(cache, trace, o.progress ? new ProgressBar(err, "decode",
+            Recorder recorder = new Recorder(cache, trace, o.progress ? new ProgressBar(err, "decode",
                     ProgressBar.stderrIsTerminal()) : null);
-            main = decoder.run(TENANT, o.promptIds, o.tokens, new Sampler(c.vocabSize(), o.temperature, o.seed), recorder);
-            if (recorder instanceof Recorder r) {
-                r.finish();
-            }
-            mainStats = cache.stats();
+            main = decoder.run(TENANT, o.promptIds, o.tokens, sampler(c), recorder);
+            recorder.finish();
+            mainStats = since(cache.stats(), startStats);
 
             if (o.followupTokens > 0 && main.stream().length > bt) {
                 int[] stream = main.stream();
@@ -182,10 +192,15 @@ public final class LongContextDemo {
                 int[] prompt = Arrays.copyOf(stream, shared + 1);
                 // a different next token than the decode took, so the follow-up diverges from it
                 prompt[shared] = (stream[shared] + 1) % c.vocabSize();
-                followUp = decoder.run(TENANT, prompt, o.followupTokens,
-                        new Sampler(c.vocabSize(), o.temperature, o.seed), StepListener.NONE);
-                cold = decoder.run(COLD_TENANT, prompt, o.followupTokens,
-                        new Sampler(c.vocabSize(), o.temperature, o.seed), StepListener.NONE);
+                followUp = decoder.run(TENANT, prompt, o.followupTokens, sampler(c), StepListener.NONE);
+                cold = decoder.run(COLD_TENANT, prompt, o.followupTokens, sampler(c), StepListener.NONE);
+                if (withDisk) {
+                    try {
+                        LastRequest.write(o.diskDir, modelId, bt, prompt);
+                    } catch (IOException e) {
+                        err.println("warning: cannot save the request for restart reuse in " + o.diskDir + ": " + e);
+                    }
+                }
             }
         }
 
@@ -207,6 +222,16 @@ public final class LongContextDemo {
                     + t.demotedIn()));
         }
 
+        if (resumed != null) {
+            out.printf(Locale.ROOT, "restart reuse the previous run's last request (%d-token prompt), sent first, found %d tokens%n",
+                    resumed.prompt().length, resumed.cachedTokens());
+            out.printf(Locale.ROOT, "              cached (%d blocks from disk) and computed only %d positions%n",
+                    resumedDiskHits, resumed.computedTokens());
+            rows.add(new HtmlReport.Row("restart reuse", resumed.cachedTokens() + " of " + resumed.prompt().length
+                    + " prompt tokens found cached at start, " + resumedDiskHits + " blocks from disk"));
+        } else if (withDisk) {
+            out.println("restart reuse run again with the same --disk-dir: the next run sends this run's last request first");
+        }
         if (followUp != null) {
             String diff = followUp.firstDifference(cold);
             out.printf(Locale.ROOT, "prefix reuse  a follow-up request (%d-token prompt: the decode's first %d tokens + 1 new)%n",
@@ -218,6 +243,12 @@ public final class LongContextDemo {
             ok &= diff == null && followUp.cachedTokens() > 0;
             rows.add(new HtmlReport.Row("prefix reuse", followUp.cachedTokens() + " of " + followUp.prompt().length
                     + " prompt tokens not recomputed; equals a cold run: " + (diff == null ? "yes" : "NO, " + diff)));
+            if (resumed != null && Arrays.equals(resumed.prompt(), cold.prompt())) {
+                String rdiff = resumed.firstDifference(cold);
+                out.printf(Locale.ROOT, "restart reuse the request resumed from disk equals the cold run: %s%n",
+                        rdiff == null ? "yes" : "NO, " + rdiff);
+                ok &= rdiff == null;
+            }
         }
 
         if (o.verify) {
@@ -243,9 +274,11 @@ public final class LongContextDemo {
             out.println("tokens        written to " + o.emitTokens);
         }
         if (o.report != null) {
-            String subtitle = String.format(Locale.ROOT, "%s; %d tokens; device %s, host %s; %s eviction",
+            String subtitle = String.format(Locale.ROOT, "%s; %d tokens; device %s, host %s%s; %s eviction",
                     cp.name(), finalTokens, ByteSize.format(budgets.deviceBlocks() * layout.blockBytes()),
-                    ByteSize.format(budgets.hostBlocks() * layout.blockBytes()), o.policy.name().toLowerCase(Locale.ROOT));
+                    ByteSize.format(budgets.hostBlocks() * layout.blockBytes()),
+                    withDisk ? ", disk " + ByteSize.format(budgets.diskBlocks() * layout.blockBytes()) : "",
+                    o.policy.name().toLowerCase(Locale.ROOT));
             try {
                 HtmlReport.write(o.report, "LongContextDemo report", subtitle, rows, trace);
             } catch (IOException | RuntimeException e) {
@@ -257,6 +290,45 @@ public final class LongContextDemo {
             out.println("FAILED: a check above did not hold");
         }
         return ok ? 0 : 1;
+    }
+
+    private Sampler sampler(LlamaConfig c) {
+        return new Sampler(c.vocabSize(), o.temperature, o.seed);
+    }
+
+    /**
+     * The attention arithmetic for a device. The simulated device tier is host memory, read by the
+     * CPU backend; a CUDA device tier needs a backend running a paged attention kernel over the
+     * handle's block table, which plugs in here.
+     */
+    private static AttentionBackend backendFor(DemoOptions.Device device) throws UsageException {
+        return switch (device) {
+            case AUTO, SIMULATED -> new CpuAttentionBackend();
+            case CUDA -> throw new UsageException("--device cuda: the CUDA device tier and paged attention kernel "
+                    + "are not in this build; use --device simulated");
+        };
+    }
+
+    private static long tierHits(CacheStats s, int tier) {
+        return tier < s.tiers().size() ? s.tiers().get(tier).hits() : 0;
+    }
+
+    /** @return the counters accumulated between two snapshots (occupancy and capacity from {@code now}) */
+    private static CacheStats since(CacheStats now, CacheStats then) {
+        List<TierStats> tiers = new ArrayList<>();
+        for (int t = 0; t < now.tiers().size(); t++) {
+            TierStats a = now.tiers().get(t);
+            TierStats b = then.tiers().get(t);
+            tiers.add(new TierStats(a.name(), a.backing(), a.slotCount(), a.usedSlots(), a.capacityBytes(),
+                    a.usedBytes(), a.hits() - b.hits(), a.misses() - b.misses(), a.promotedOut() - b.promotedOut(),
+                    a.demotedIn() - b.demotedIn(), a.dropped() - b.dropped(), a.failed()));
+        }
+        return new CacheStats(tiers, now.promotions() - then.promotions(), now.demotions() - then.demotions(),
+                now.bytesPromoted() - then.bytesPromoted(), now.bytesDemoted() - then.bytesDemoted(),
+                now.prefixLookupTokens() - then.prefixLookupTokens(), now.prefixHitTokens() - then.prefixHitTokens(),
+                now.waitNanos() - then.waitNanos(), now.prefetchIssued() - then.prefetchIssued(),
+                now.prefetchInTime() - then.prefetchInTime(), now.prefetchLate() - then.prefetchLate(),
+                now.blocksLost() - then.blocksLost(), now.liveBlocks());
     }
 
     private DecodeResult verify(LlamaModel model, KvLayout layout, String modelId, int finalBlocks,
@@ -296,10 +368,6 @@ public final class LongContextDemo {
         return String.format(Locale.ROOT, "%d blocks issued; %d of %d asked for had arrived in time (%s)",
                 s.prefetchIssued(), s.prefetchInTime(), asked,
                 asked == 0 ? "none asked" : String.format(Locale.ROOT, "%.1f%%", 100.0 * s.prefetchTimeliness()));
-    }
-
-    private static StepListener recorder(KvCacheManager cache, StepTrace trace, ProgressBar bar) {
-        return new Recorder(cache, trace, bar);
     }
 
     /** Samples the cache's counters after every step for the trace, and draws the progress bar. */
