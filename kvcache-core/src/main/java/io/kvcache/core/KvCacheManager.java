@@ -575,15 +575,28 @@ public final class KvCacheManager implements AutoCloseable {
                 throw new PositionOutOfRangeException("blocks [" + fromBlock + ", " + toBlock
                         + ") outside sequence " + s.id + " of " + s.blocks.size() + " blocks");
             }
-            Block[] bs = s.blocks.subList(fromBlock, toBlock).toArray(Block[]::new);
+            Block[] bs = new Block[toBlock - fromBlock];
+            boolean allReady = true;
             for (int i = 0; i < bs.length; i++) {
-                if (bs[i].lost) {
+                Block b = s.blocks.get(fromBlock + i);
+                if (b.lost) {
                     throw new BlockLostException("block " + (fromBlock + i) + " of sequence " + s.id
                             + " was lost; recompute from there", fromBlock + i, null);
                 }
+                allReady &= b.tier == 0 && b.dataReady.isDone();
+                bs[i] = b;
             }
             for (Block b : bs) {
                 b.pins++;
+            }
+            if (allReady) {
+                // the steady state of a decode step that fits: nothing to plan, nothing to wait for
+                for (Block b : bs) {
+                    policy.onAccess(b.id, 0);
+                    countPrefetchUse(b);
+                }
+                hits[0] += bs.length;
+                return new ResidencyHandle(this, s, fromBlock, bs, Block.DONE, tiers[0]);
             }
             Plan plan = new Plan(nextPlanId++);
             List<CompletableFuture<?>> waits = new ArrayList<>();
@@ -620,14 +633,7 @@ public final class KvCacheManager implements AutoCloseable {
             }
             for (Block b : bs) {
                 policy.onAccess(b.id, Math.max(b.tier, 0));
-                CompletableFuture<Void> pf = prefetched.remove(b.id);
-                if (pf != null) {
-                    if (pf.isDone()) {
-                        prefetchInTime++;
-                    } else {
-                        prefetchLate++;
-                    }
-                }
+                countPrefetchUse(b);
             }
             plan.commit();
             for (Block b : bs) {
@@ -637,6 +643,20 @@ public final class KvCacheManager implements AutoCloseable {
             return new ResidencyHandle(this, s, fromBlock, bs, ready, tiers[0]);
         } finally {
             lock.unlock();
+        }
+    }
+
+    private void countPrefetchUse(Block b) {
+        if (prefetched.isEmpty()) {
+            return;
+        }
+        CompletableFuture<Void> pf = prefetched.remove(b.id);
+        if (pf != null) {
+            if (pf.isDone()) {
+                prefetchInTime++;
+            } else {
+                prefetchLate++;
+            }
         }
     }
 
