@@ -174,8 +174,12 @@ public final class HtmlReport {
                 for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
                 return 10 * p;
               }
-              function plot(title, yLabel, series) {
-                const W = 960, H = 260, L = 64, R = 210, T = 12, B = 36;
+              function percentile(values, q) {
+                const v = values.filter(Number.isFinite).sort((a, b) => a - b);
+                return v.length ? v[Math.min(v.length - 1, Math.floor(q * v.length))] : 0;
+              }
+              function plot(title, yLabel, series, clip) {
+                const W = 920, H = 260, L = 64, R = 190, T = 12, B = 36;
                 const box = document.createElement('div');
                 box.className = 'plot';
                 const h = document.createElement('h2');
@@ -188,18 +192,25 @@ public final class HtmlReport {
                 const x0 = n ? x[0] : 0, x1 = n ? x[n - 1] : 1;
                 let ymax = 0;
                 for (const s of series) for (const v of s.values) if (v > ymax) ymax = v;
+                let clipped = false;
+                if (clip) {
+                  // a few outliers (a GC pause, a burst of copies) would flatten every other step
+                  const p = 1.5 * Math.max(...series.map(s => percentile(s.values, 0.99)));
+                  if (p > 0 && p < ymax) { ymax = p; clipped = true; }
+                }
                 ymax = niceMax(ymax);
+                if (clipped) h.textContent += ' (axis cut at 1.5 x the 99th percentile)';
                 const sx = v => L + (x1 > x0 ? (v - x0) / (x1 - x0) : 0.5) * (W - L - R);
-                const sy = v => H - B - (v / ymax) * (H - T - B);
+                const sy = v => H - B - (Math.min(v, ymax) / ymax) * (H - T - B);
                 for (let i = 0; i <= 4; i++) {
                   const v = ymax * i / 4, y = sy(v);
                   el('line', {x1: L, x2: W - R, y1: y, y2: y, class: 'grid'}, svg);
                   el('text', {x: L - 6, y: y + 4, 'text-anchor': 'end', class: 'tick'}, svg).textContent =
                       (Math.abs(v) >= 100 ? v.toFixed(0) : +v.toPrecision(3)).toString();
                 }
-                for (let i = 0; i <= 5; i++) {
-                  const v = x0 + (x1 - x0) * i / 5, xx = sx(v);
-                  el('text', {x: xx, y: H - B + 16, 'text-anchor': 'middle', class: 'tick'}, svg).textContent = Math.round(v);
+                const xstep = niceMax((x1 - x0) / 6 || 1);
+                for (let v = Math.ceil(x0 / xstep) * xstep; v <= x1; v += xstep) {
+                  el('text', {x: sx(v), y: H - B + 16, 'text-anchor': 'middle', class: 'tick'}, svg).textContent = Math.round(v);
                 }
                 el('text', {x: (L + W - R) / 2, y: H - 4, 'text-anchor': 'middle', class: 'tick'}, svg).textContent = 'position (decode step)';
                 el('text', {x: 12, y: (T + H - B) / 2, 'text-anchor': 'middle', class: 'tick',
@@ -223,7 +234,7 @@ public final class HtmlReport {
                           values: x.map(p => Math.ceil((p + 1) / data.blockTokens))}]));
               plot('Latency per step', 'ms', [
                   {name: 'step', values: data.latencyMs},
-                  {name: 'waiting for residency', values: data.waitMs}]);
+                  {name: 'waiting for residency', values: data.waitMs}], true);
               plot('Bytes moved per step', 'KiB', [
                   {name: 'toward device', values: data.upKiB},
                   {name: 'toward disk', values: data.downKiB, dash: '5 4'}]);
