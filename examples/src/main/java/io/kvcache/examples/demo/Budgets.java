@@ -5,8 +5,8 @@ import io.kvcache.core.layout.KvLayout;
 /**
  * Tier sizes in blocks for a decode whose KV ends at {@code finalBlocks} blocks. Unset budgets
  * are chosen so that every tier takes part: the device holds an eighth of the final KV, the host
- * a quarter when a disk tier sits below it (else everything the device does not), the disk twice
- * the final KV.
+ * a quarter when a disk tier sits below it (else everything the device does not), the disk
+ * 256 MiB or twice the final KV.
  *
  * @param deviceBlocks slots of the device tier
  * @param hostBlocks   slots of the host tier
@@ -43,7 +43,7 @@ public record Budgets(int deviceBlocks, int hostBlocks, int diskBlocks) {
         }
         int disk = 0;
         if (withDisk) {
-            disk = o.diskBudget != null ? blocks("--disk-budget", o.diskBudget, bb) : 2 * finalBlocks + spare;
+            disk = o.diskBudget != null ? blocks("--disk-budget", o.diskBudget, bb) : defaultDiskBlocks(finalBlocks, bb);
             if (disk < 1) {
                 throw new UsageException("--disk-budget " + ByteSize.format(o.diskBudget)
                         + " is smaller than one block of " + ByteSize.format(bb));
@@ -55,6 +55,16 @@ public record Budgets(int deviceBlocks, int hostBlocks, int diskBlocks) {
                     + (withDisk ? " or --disk-budget" : " or add --disk-dir"));
         }
         return new Budgets(device, host, disk);
+    }
+
+    /**
+     * 256 MiB, or the next power of two above twice the final KV when that is larger: the disk
+     * file's capacity is fixed when it is made, so the default stays the same across runs of
+     * different lengths.
+     */
+    static int defaultDiskBlocks(int finalBlocks, long blockBytes) {
+        long want = Math.max(256L << 20, Long.highestOneBit(2L * (finalBlocks + 4) * blockBytes - 1) << 1);
+        return (int) Math.min(Integer.MAX_VALUE, want / blockBytes);
     }
 
     private static int blocks(String flag, long bytes, long blockBytes) throws UsageException {

@@ -26,7 +26,7 @@ public final class DemoOptions {
               --device-budget BYTES  device tier size, e.g. 1MiB (default: an eighth of the final KV)
               --host-budget BYTES    host tier size (default: a quarter of the final KV with a disk tier, else all of it)
               --disk-dir DIR         directory of the persistent disk tier; run twice to see restart reuse
-              --disk-budget BYTES    disk tier size (default: twice the final KV)
+              --disk-budget BYTES    disk tier size (default: 256MiB, or twice the final KV if larger)
               --block-tokens N       tokens per KV block (default: 16)
               --policy lru|attention eviction policy (default: lru); attention reports attention mass per block
               --device cuda|simulated  where the device tier lives (default: cuda with a GPU, else simulated)

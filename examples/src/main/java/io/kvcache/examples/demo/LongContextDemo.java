@@ -46,7 +46,6 @@ import java.util.StringJoiner;
  */
 public final class LongContextDemo {
     private static final byte[] TENANT = "demo".getBytes(StandardCharsets.UTF_8);
-    private static final byte[] COLD_TENANT = "demo-cold-run".getBytes(StandardCharsets.UTF_8);
 
     private final DemoOptions o;
     private final PrintStream out;
@@ -173,9 +172,8 @@ public final class LongContextDemo {
             int[] saved = withDisk ? LastRequest.read(o.diskDir, modelId, bt) : null;
             if (saved != null && o.followupTokens > 0) {
                 // restart reuse: the previous run's last request, sent first, finds its prefix on disk
-                long before = tierHits(cache.stats(), 2);
                 resumed = decoder.run(TENANT, saved, o.followupTokens, sampler(c), StepListener.NONE);
-                resumedDiskHits = tierHits(cache.stats(), 2) - before;
+                resumedDiskHits = resumed.cachedBlocksPerTier().length > 2 ? resumed.cachedBlocksPerTier()[2] : 0;
             }
             CacheStats startStats = cache.stats();
             trace = new StepTrace(bt, tiers.stream().map(Tier::name).toList(),
@@ -193,7 +191,9 @@ public final class LongContextDemo {
                 // a different next token than the decode took, so the follow-up diverges from it
                 prompt[shared] = (stream[shared] + 1) % c.vocabSize();
                 followUp = decoder.run(TENANT, prompt, o.followupTokens, sampler(c), StepListener.NONE);
-                cold = decoder.run(COLD_TENANT, prompt, o.followupTokens, sampler(c), StepListener.NONE);
+                // a salt no run used before, so that nothing, not even a disk tier's blocks, is shared
+                byte[] coldTenant = ("demo-cold-run-" + java.util.UUID.randomUUID()).getBytes(StandardCharsets.UTF_8);
+                cold = decoder.run(coldTenant, prompt, o.followupTokens, sampler(c), StepListener.NONE);
                 if (withDisk) {
                     try {
                         LastRequest.write(o.diskDir, modelId, bt, prompt);
@@ -307,10 +307,6 @@ public final class LongContextDemo {
             case CUDA -> throw new UsageException("--device cuda: the CUDA device tier and paged attention kernel "
                     + "are not in this build; use --device simulated");
         };
-    }
-
-    private static long tierHits(CacheStats s, int tier) {
-        return tier < s.tiers().size() ? s.tiers().get(tier).hits() : 0;
     }
 
     /** @return the counters accumulated between two snapshots (occupancy and capacity from {@code now}) */

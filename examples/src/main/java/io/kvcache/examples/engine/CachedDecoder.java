@@ -44,6 +44,25 @@ public final class CachedDecoder {
         this.reportAttention = reportAttention;
     }
 
+    /** @return per tier, how many of the sequence's first {@code blocks} blocks it holds */
+    private int[] whereCached(Sequence seq, int blocks) {
+        int[] perTier = new int[cache.tiers().size()];
+        if (blocks == 0) {
+            return perTier;
+        }
+        java.util.Map<Long, Integer> tierOf = new java.util.HashMap<>();
+        for (KvCacheManager.BlockInfo b : cache.blockInfos()) {
+            tierOf.put(b.id(), b.tier());
+        }
+        for (int i = 0; i < blocks; i++) {
+            int t = tierOf.getOrDefault(cache.blockId(seq, i), -1);
+            if (t >= 0) {
+                perTier[t]++;
+            }
+        }
+        return perTier;
+    }
+
     /**
      * Blocks to pin per window for a top tier of {@code topSlots} slots: the tail block, one window
      * pinned and the next window prefetched must fit.
@@ -82,6 +101,7 @@ public final class CachedDecoder {
         float[][] logits = new float[newTokens][];
         try (Sequence seq = cache.open(tenantSalt, prompt)) {
             int cached = seq.cachedTokens();
+            int[] cachedPerTier = whereCached(seq, cached / cache.layout().blockTokens());
             PagedKvAttention kv = new PagedKvAttention(cache, seq, model.config().heads(), backend, windowBlocks,
                     prefetch, reportAttention);
             int total = prompt.length - cached + Math.max(0, newTokens - 1);
@@ -116,7 +136,7 @@ public final class CachedDecoder {
             } finally {
                 kv.abort();
             }
-            return new DecodeResult(prompt.clone(), Arrays.copyOf(generated, sampled), logits, cached, done,
+            return new DecodeResult(prompt.clone(), Arrays.copyOf(generated, sampled), logits, cached, cachedPerTier, done,
                     System.nanoTime() - start);
         }
     }

@@ -8,10 +8,12 @@ package io.kvcache.examples.engine;
  * @param logits         per sampled token, the logits it was sampled from (row {@code i} came from
  *                       the position before {@code generated[i]})
  * @param cachedTokens   leading prompt tokens whose K/V the cache already held: not recomputed
+ * @param cachedBlocksPerTier per tier (fastest first), how many of the cached blocks were found there
  * @param computedTokens positions run through the model
  * @param nanos          wall time of the request, in ns
  */
-public record DecodeResult(int[] prompt, int[] generated, float[][] logits, int cachedTokens, int computedTokens,
+public record DecodeResult(int[] prompt, int[] generated, float[][] logits, int cachedTokens, int[] cachedBlocksPerTier,
+                           int computedTokens,
                            long nanos) {
 
     /** @return prompt followed by the generated tokens */
