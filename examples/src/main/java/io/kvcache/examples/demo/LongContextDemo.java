@@ -82,10 +82,13 @@ public final class LongContextDemo {
             err.println("error: " + e.getMessage());
             return 2;
         } catch (OutOfMemoryError e) {
-            err.println("error: out of Java heap (" + e.getMessage() + "); give java a larger -Xmx or use smaller budgets");
+            err.println("error: out of memory (" + e.getMessage() + "); give java a larger -Xmx or use smaller budgets");
             return 1;
         } catch (RuntimeException e) {
-            // one line, no stack trace: the message of the deepest cause says what broke
+            if (Boolean.getBoolean("kvcache.demo.trace")) {
+                e.printStackTrace(err);
+            }
+            // one line, no stack trace (-Dkvcache.demo.trace=true prints it): the deepest cause says what broke
             Throwable root = e;
             while (root.getCause() != null && root.getCause() != root) {
                 root = root.getCause();
@@ -109,7 +112,12 @@ public final class LongContextDemo {
             }
         }
         AttentionBackend backend = backendFor(o.device);
-        KvLayout layout = new KvLayout(c.layers(), c.kvHeads(), c.headSize(), DType.FP32, o.blockTokens);
+        KvLayout layout;
+        try {
+            layout = new KvLayout(c.layers(), c.kvHeads(), c.headSize(), DType.FP32, o.blockTokens);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("--block-tokens " + o.blockTokens + ": " + e.getMessage());
+        }
         int bt = layout.blockTokens();
         int finalTokens = o.promptIds.length + o.tokens;
         int finalBlocks = ceilDiv(finalTokens, bt);
@@ -136,6 +144,10 @@ public final class LongContextDemo {
             if (withDisk) {
                 tiers.add(DiskTierFactory.open(o.diskDir, layout, modelId, budgets.diskBlocks() * layout.blockBytes()));
             }
+        } catch (OutOfMemoryError e) {
+            tiers.forEach(Tier::close);
+            throw new UsageException("cannot allocate the tiers' memory (" + e.getMessage()
+                    + "); use a smaller --device-budget or --host-budget");
         } catch (UsageException | RuntimeException e) {
             tiers.forEach(Tier::close);
             throw e;

@@ -79,6 +79,7 @@ class LongContextDemoTest {
                 {"--tokens", "10", "--host-budget", "1KiB", "--device-budget", "384KiB"},
                 {"--emit-tokens", dir.resolve("no/such/dir/t").toString()},
                 {"--report", dir.toString()},
+                {"--device-budget", "64TiB", "--tokens", "4"},
         };
         for (String[] args : cases) {
             String[] withQuiet = java.util.Arrays.copyOf(args, args.length + 1);
