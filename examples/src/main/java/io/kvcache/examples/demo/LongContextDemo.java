@@ -190,11 +190,11 @@ public final class LongContextDemo {
             CacheStats startStats = cache.stats();
             trace = new StepTrace(bt, tiers.stream().map(Tier::name).toList(),
                     tiers.stream().mapToInt(Tier::slotCount).toArray());
-            Recorder recorder = new Recorder(cache, trace, o.progress ? new ProgressBar(err, "decode",
+            TraceRecorder recorder = new TraceRecorder(cache, trace, o.progress ? new ProgressBar(err, "decode",
                     ProgressBar.stderrIsTerminal()) : null);
             main = decoder.run(TENANT, o.promptIds, o.tokens, sampler(c), recorder);
             recorder.finish();
-            mainStats = since(cache.stats(), startStats);
+            mainStats = StatsTable.since(cache.stats(), startStats);
 
             if (o.followupTokens > 0 && main.stream().length > bt) {
                 int[] stream = main.stream();
@@ -221,13 +221,13 @@ public final class LongContextDemo {
                 main.generated().length, secs, main.computedTokens() / secs, main.computedTokens());
         out.println("first tokens " + head(main.generated(), 24));
         out.println();
-        printTierTable(mainStats, main.nanos());
+        StatsTable.print(out, mainStats, main.nanos());
         rows.add(new HtmlReport.Row("tokens/s", String.format(Locale.ROOT, "%.0f (%d positions in %.2f s)",
                 main.computedTokens() / secs, main.computedTokens(), secs)));
         rows.add(new HtmlReport.Row("bytes moved", "toward device " + ByteSize.format(mainStats.bytesPromoted())
                 + ", toward disk " + ByteSize.format(mainStats.bytesDemoted())));
         rows.add(new HtmlReport.Row("waited on residency", String.format(Locale.ROOT, "%.3f s", mainStats.waitNanos() / 1e9)));
-        rows.add(new HtmlReport.Row("prefetches in time", prefetchLine(mainStats)));
+        rows.add(new HtmlReport.Row("prefetches in time", StatsTable.prefetchLine(mainStats)));
         for (TierStats t : mainStats.tiers()) {
             rows.add(new HtmlReport.Row("tier " + t.name(), t.slotCount() + " blocks, " + t.backing() + "; hits "
                     + t.hits() + ", misses " + t.misses() + ", promoted out " + t.promotedOut() + ", demoted in "
@@ -321,23 +321,6 @@ public final class LongContextDemo {
         };
     }
 
-    /** @return the counters accumulated between two snapshots (occupancy and capacity from {@code now}) */
-    private static CacheStats since(CacheStats now, CacheStats then) {
-        List<TierStats> tiers = new ArrayList<>();
-        for (int t = 0; t < now.tiers().size(); t++) {
-            TierStats a = now.tiers().get(t);
-            TierStats b = then.tiers().get(t);
-            tiers.add(new TierStats(a.name(), a.backing(), a.slotCount(), a.usedSlots(), a.capacityBytes(),
-                    a.usedBytes(), a.hits() - b.hits(), a.misses() - b.misses(), a.promotedOut() - b.promotedOut(),
-                    a.demotedIn() - b.demotedIn(), a.dropped() - b.dropped(), a.failed()));
-        }
-        return new CacheStats(tiers, now.promotions() - then.promotions(), now.demotions() - then.demotions(),
-                now.bytesPromoted() - then.bytesPromoted(), now.bytesDemoted() - then.bytesDemoted(),
-                now.prefixLookupTokens() - then.prefixLookupTokens(), now.prefixHitTokens() - then.prefixHitTokens(),
-                now.waitNanos() - then.waitNanos(), now.prefetchIssued() - then.prefetchIssued(),
-                now.prefetchInTime() - then.prefetchInTime(), now.prefetchLate() - then.prefetchLate(),
-                now.blocksLost() - then.blocksLost(), now.liveBlocks());
-    }
 
     private DecodeResult verify(LlamaModel model, KvLayout layout, String modelId, int finalBlocks,
                                 AttentionBackend backend) {
@@ -353,70 +336,6 @@ public final class LongContextDemo {
                 }
             };
             return d.run(TENANT, o.promptIds, o.tokens, new Sampler(model.config().vocabSize(), o.temperature, o.seed), l);
-        }
-    }
-
-    private void printTierTable(CacheStats s, long nanos) {
-        out.printf(Locale.ROOT, "%-8s %7s %7s %9s %7s %13s %11s %8s%n", "tier", "blocks", "used", "hits", "misses",
-                "promoted out", "demoted in", "dropped");
-        for (TierStats t : s.tiers()) {
-            out.printf(Locale.ROOT, "%-8s %7d %7d %9d %7d %13d %11d %8d%n", t.name(), t.slotCount(), t.usedSlots(),
-                    t.hits(), t.misses(), t.promotedOut(), t.demotedIn(), t.dropped());
-        }
-        out.printf(Locale.ROOT, "bytes moved   toward device %s (%d blocks), toward disk %s (%d blocks)%n",
-                ByteSize.format(s.bytesPromoted()), s.promotions(), ByteSize.format(s.bytesDemoted()), s.demotions());
-        out.printf(Locale.ROOT, "waited       %.3f s on residency (%.1f%% of the decode)%n", s.waitNanos() / 1e9,
-                100.0 * s.waitNanos() / Math.max(1, nanos));
-        out.println("prefetch      " + prefetchLine(s));
-        out.println();
-    }
-
-    private static String prefetchLine(CacheStats s) {
-        long asked = s.prefetchInTime() + s.prefetchLate();
-        return String.format(Locale.ROOT, "%d blocks issued; %d of %d asked for had arrived in time (%s)",
-                s.prefetchIssued(), s.prefetchInTime(), asked,
-                asked == 0 ? "none asked" : String.format(Locale.ROOT, "%.1f%%", 100.0 * s.prefetchTimeliness()));
-    }
-
-    /** Samples the cache's counters after every step for the trace, and draws the progress bar. */
-    private static final class Recorder implements StepListener {
-        private final KvCacheManager cache;
-        private final StepTrace trace;
-        private final ProgressBar bar;
-        private final int[] used;
-        private long up;
-        private long down;
-        private long wait;
-
-        Recorder(KvCacheManager cache, StepTrace trace, ProgressBar bar) {
-            this.cache = cache;
-            this.trace = trace;
-            this.bar = bar;
-            this.used = new int[cache.tiers().size()];
-        }
-
-        @Override
-        public void onStep(int pos, int done, int total, long nanos) {
-            CacheStats s = cache.stats();
-            StringJoiner detail = new StringJoiner("  ");
-            for (int t = 0; t < used.length; t++) {
-                TierStats ts = s.tiers().get(t);
-                used[t] = ts.usedSlots();
-                detail.add(ts.name() + " " + ts.usedSlots() + "/" + ts.slotCount());
-            }
-            trace.add(pos, nanos, used, s.bytesPromoted() - up, s.bytesDemoted() - down, s.waitNanos() - wait);
-            up = s.bytesPromoted();
-            down = s.bytesDemoted();
-            wait = s.waitNanos();
-            if (bar != null) {
-                bar.update(done, total, detail.toString());
-            }
-        }
-
-        void finish() {
-            if (bar != null) {
-                bar.finish();
-            }
         }
     }
 

@@ -1,0 +1,56 @@
+package io.kvcache.examples.demo;
+
+import io.kvcache.core.stats.CacheStats;
+import io.kvcache.core.stats.TierStats;
+import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/** The summary's view of the cache counters: a per-tier table and counters of one phase of a run. */
+final class StatsTable {
+    private StatsTable() {
+    }
+
+    /** Prints the per-tier table and the transfer, wait and prefetch lines. */
+    static void print(PrintStream out, CacheStats s, long nanos) {
+        out.printf(Locale.ROOT, "%-8s %7s %7s %9s %7s %13s %11s %8s%n", "tier", "blocks", "used", "hits", "misses",
+                "promoted out", "demoted in", "dropped");
+        for (TierStats t : s.tiers()) {
+            out.printf(Locale.ROOT, "%-8s %7d %7d %9d %7d %13d %11d %8d%n", t.name(), t.slotCount(), t.usedSlots(),
+                    t.hits(), t.misses(), t.promotedOut(), t.demotedIn(), t.dropped());
+        }
+        out.printf(Locale.ROOT, "bytes moved   toward device %s (%d blocks), toward disk %s (%d blocks)%n",
+                ByteSize.format(s.bytesPromoted()), s.promotions(), ByteSize.format(s.bytesDemoted()), s.demotions());
+        out.printf(Locale.ROOT, "waited        %.3f s on residency (%.1f%% of the decode)%n", s.waitNanos() / 1e9,
+                100.0 * s.waitNanos() / Math.max(1, nanos));
+        out.println("prefetch      " + prefetchLine(s));
+        out.println();
+    }
+
+    /** @return the share of prefetched blocks that arrived in time, as a sentence */
+    static String prefetchLine(CacheStats s) {
+        long asked = s.prefetchInTime() + s.prefetchLate();
+        return String.format(Locale.ROOT, "%d blocks issued; %d of %d asked for had arrived in time (%s)",
+                s.prefetchIssued(), s.prefetchInTime(), asked,
+                asked == 0 ? "none asked" : String.format(Locale.ROOT, "%.1f%%", 100.0 * s.prefetchTimeliness()));
+    }
+
+    /** @return the counters accumulated between two snapshots (occupancy and capacity from {@code now}) */
+    static CacheStats since(CacheStats now, CacheStats then) {
+        List<TierStats> tiers = new ArrayList<>();
+        for (int t = 0; t < now.tiers().size(); t++) {
+            TierStats a = now.tiers().get(t);
+            TierStats b = then.tiers().get(t);
+            tiers.add(new TierStats(a.name(), a.backing(), a.slotCount(), a.usedSlots(), a.capacityBytes(),
+                    a.usedBytes(), a.hits() - b.hits(), a.misses() - b.misses(), a.promotedOut() - b.promotedOut(),
+                    a.demotedIn() - b.demotedIn(), a.dropped() - b.dropped(), a.failed()));
+        }
+        return new CacheStats(tiers, now.promotions() - then.promotions(), now.demotions() - then.demotions(),
+                now.bytesPromoted() - then.bytesPromoted(), now.bytesDemoted() - then.bytesDemoted(),
+                now.prefixLookupTokens() - then.prefixLookupTokens(), now.prefixHitTokens() - then.prefixHitTokens(),
+                now.waitNanos() - then.waitNanos(), now.prefetchIssued() - then.prefetchIssued(),
+                now.prefetchInTime() - then.prefetchInTime(), now.prefetchLate() - then.prefetchLate(),
+                now.blocksLost() - then.blocksLost(), now.liveBlocks());
+    }
+}
