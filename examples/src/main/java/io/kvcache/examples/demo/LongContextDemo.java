@@ -220,6 +220,9 @@ public final class LongContextDemo {
         out.printf(Locale.ROOT, "generated %d tokens in %.2f s: %.0f tokens/s (%d positions computed)%n",
                 main.generated().length, secs, main.computedTokens() / secs, main.computedTokens());
         out.println("first tokens " + head(main.generated(), 24));
+        if (main.recoveries() > 0) {
+            out.printf(Locale.ROOT, "recovered     from %d lost blocks by computing their positions again%n", main.recoveries());
+        }
         out.println();
         StatsTable.print(out, mainStats, main.nanos());
         rows.add(new HtmlReport.Row("tokens/s", String.format(Locale.ROOT, "%.0f (%d positions in %.2f s)",
@@ -237,8 +240,9 @@ public final class LongContextDemo {
         if (resumed != null) {
             out.printf(Locale.ROOT, "restart reuse the previous run's last request (%d-token prompt), sent first, found %d tokens%n",
                     resumed.prompt().length, resumed.cachedTokens());
-            out.printf(Locale.ROOT, "              cached (%d blocks from disk) and computed only %d positions%n",
-                    resumedDiskHits, resumed.computedTokens());
+            out.printf(Locale.ROOT, "              cached (%d blocks from disk) and computed only %d positions%s%n",
+                    resumedDiskHits, resumed.computedTokens(), resumed.recoveries() == 0 ? ""
+                            : " (" + resumed.recoveries() + " blocks failed their checksum and were recomputed)");
             rows.add(new HtmlReport.Row("restart reuse", resumed.cachedTokens() + " of " + resumed.prompt().length
                     + " prompt tokens found cached at start, " + resumedDiskHits + " blocks from disk"));
         } else if (withDisk) {

@@ -1,5 +1,6 @@
 package io.kvcache.examples.engine;
 
+import io.kvcache.core.BlockLostException;
 import io.kvcache.core.KvCacheManager;
 import io.kvcache.core.Sequence;
 import io.kvcache.examples.attention.AttentionBackend;
@@ -10,11 +11,16 @@ import java.util.Arrays;
 /**
  * Runs requests of one model against one cache: opens a sequence for the prompt (the cache says
  * how many leading tokens it already holds), computes the rest of the prompt, then samples new
- * tokens, every position's K/V written into and read from the cache's blocks.
+ * tokens, every position's K/V written into and read from the cache's blocks. A block the cache
+ * reports lost (a failed tier, a checksum that does not verify) is recomputed: the sequence is cut
+ * back to it and its positions run again.
  *
  * <p>Not thread-safe: one request at a time.
  */
 public final class CachedDecoder {
+    /** Lost blocks a request recovers from by recomputation before it gives up. */
+    static final int MAX_RECOVERIES = 16;
+
     private final LlamaModel model;
     private final KvCacheManager cache;
     private final AttentionBackend backend;
@@ -104,40 +110,61 @@ public final class CachedDecoder {
             int[] cachedPerTier = whereCached(seq, cached / cache.layout().blockTokens());
             PagedKvAttention kv = new PagedKvAttention(cache, seq, model.config().heads(), backend, windowBlocks,
                     prefetch, reportAttention);
+            int bt = cache.layout().blockTokens();
             int total = prompt.length - cached + Math.max(0, newTokens - 1);
             int done = 0;
-            int token = prompt[cached];
+            // the prompt, then each token as it is sampled: replayed from here after a lost block
+            int[] stream = Arrays.copyOf(prompt, prompt.length + newTokens);
+            int known = prompt.length;
             int pos = cached;
             int sampled = 0;
+            int recoveries = 0;
             try {
                 while (true) {
                     long t0 = System.nanoTime();
-                    kv.beginStep(pos);
-                    float[] out = model.forward(token, pos, kv);
-                    kv.endStep();
+                    float[] out;
+                    try {
+                        kv.beginStep(pos);
+                        out = model.forward(stream[pos], pos, kv);
+                        kv.endStep();
+                    } catch (BlockLostException e) {
+                        // the cache never serves wrong bytes: it reports the block lost, and the
+                        // positions from that block on are computed again from their tokens
+                        kv.abort();
+                        if (++recoveries > MAX_RECOVERIES) {
+                            throw e;
+                        }
+                        int from = Math.min(pos, e.firstLostBlock() * bt);
+                        int length = seq.length();
+                        seq.truncate(from);
+                        seq.append(Arrays.copyOfRange(stream, from, length));
+                        total += pos - from;
+                        pos = from;
+                        continue;
+                    }
                     done++;
                     listener.onStep(pos, done, total, System.nanoTime() - t0);
                     pos++;
-                    if (pos < prompt.length) {
-                        token = prompt[pos];
-                        continue;
+                    if (pos < known) {
+                        continue;   // prompt, or positions computed again after a lost block
                     }
                     if (sampled == newTokens) {
                         break;
                     }
                     logits[sampled] = out.clone();
-                    token = sampler.sample(out);
-                    generated[sampled++] = token;
+                    int next = sampler.sample(out);
+                    generated[sampled++] = next;
                     if (sampled == newTokens) {
                         break;   // the last sampled token's K/V is not needed
                     }
-                    seq.append(token);
+                    stream[known++] = next;
+                    seq.append(next);
                 }
             } finally {
                 kv.abort();
             }
             return new DecodeResult(prompt.clone(), Arrays.copyOf(generated, sampled), logits, cached, cachedPerTier, done,
-                    System.nanoTime() - start);
+                    recoveries, System.nanoTime() - start);
         }
     }
 }

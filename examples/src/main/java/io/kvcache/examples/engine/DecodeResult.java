@@ -9,11 +9,12 @@ package io.kvcache.examples.engine;
  *                       the position before {@code generated[i]})
  * @param cachedTokens   leading prompt tokens whose K/V the cache already held: not recomputed
  * @param cachedBlocksPerTier per tier (fastest first), how many of the cached blocks were found there
- * @param computedTokens positions run through the model
+ * @param computedTokens positions run through the model, recomputed ones included
+ * @param recoveries     lost blocks recovered from by recomputing their positions
  * @param nanos          wall time of the request, in ns
  */
 public record DecodeResult(int[] prompt, int[] generated, float[][] logits, int cachedTokens, int[] cachedBlocksPerTier,
-                           int computedTokens,
+                           int computedTokens, int recoveries,
                            long nanos) {
 
     /** @return prompt followed by the generated tokens */

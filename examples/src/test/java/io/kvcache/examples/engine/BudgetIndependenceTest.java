@@ -76,7 +76,7 @@ class BudgetIndependenceTest {
         float[][] logits = a.logits().clone();
         logits[40] = logits[40].clone();
         logits[40][7] = Math.nextUp(logits[40][7]);
-        DecodeResult b = new DecodeResult(a.prompt(), a.generated(), logits, 0, new int[0], 0, 0);
+        DecodeResult b = new DecodeResult(a.prompt(), a.generated(), logits, 0, new int[0], 0, 0, 0);
         assertTrue(a.firstDifference(b).contains("logit 7 of generated token 40"), a.firstDifference(b));
     }
 
