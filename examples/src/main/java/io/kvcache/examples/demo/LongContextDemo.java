@@ -47,6 +47,9 @@ import java.util.StringJoiner;
 public final class LongContextDemo {
     private static final byte[] TENANT = "demo".getBytes(StandardCharsets.UTF_8);
 
+    /** Held so the level set on it is not lost when the logger is collected. */
+    private static final java.util.logging.Logger CHRONICLE_LOG = java.util.logging.Logger.getLogger("net.openhft");
+
     private final DemoOptions o;
     private final PrintStream out;
     private final PrintStream err;
@@ -62,6 +65,8 @@ public final class LongContextDemo {
      * the run broke, 2 for a bad command line or input file.
      */
     public static void main(String[] args) {
+        // Chronicle Map (under the disk tier) announces itself at INFO; keep its warnings only
+        CHRONICLE_LOG.setLevel(java.util.logging.Level.WARNING);
         int rc = run(args, System.out, System.err);
         System.out.flush();
         System.exit(rc);
