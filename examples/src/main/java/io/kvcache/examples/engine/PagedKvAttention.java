@@ -37,6 +37,9 @@ public final class PagedKvAttention implements KvAttention {
     private final boolean prefetch;
     private final boolean reportAttention;
     private ResidencyHandle tail;
+    /** The window being folded; null between windows. */
+    private ResidencyHandle window;
+    /** The last window of the previous layer, still pinned for the next layer's first. */
     private ResidencyHandle carry;
     private int carryFrom;
     private int carryTo;
@@ -131,30 +134,30 @@ public final class PagedKvAttention implements KvAttention {
             int w = descending ? windows - 1 - i : i;
             int from = w * windowBlocks;
             int to = Math.min(from + windowBlocks, blocks);
-            ResidencyHandle h;
             if (carry != null && carryFrom == from && carryTo == to) {
-                h = carry;
+                window = carry;
+                carry = null;
             } else {
                 closeCarry();
-                h = cache.ensureResident(seq, from, to);
+                window = cache.ensureResident(seq, from, to);
             }
-            carry = null;
             if (prefetch && i + 1 < windows) {
                 int nw = descending ? w - 1 : w + 1;
                 int nFrom = nw * windowBlocks;
                 cache.prefetch(new AccessPlan(List.of(new AccessPlan.Read(seq.id(), nFrom,
                         Math.min(nFrom + windowBlocks, blocks)))));
             }
-            h.await();
-            backend.fold(layout, layer, q, h, from * bt, to * bt, descending, acc);
+            window.await();
+            backend.fold(layout, layer, q, window, from * bt, to * bt, descending, acc);
             if (i + 1 == windows) {
                 // the next layer walks the other way and starts on this window: keep it pinned
-                carry = h;
+                carry = window;
                 carryFrom = from;
                 carryTo = to;
             } else {
-                h.close();
+                window.close();
             }
+            window = null;
         }
     }
 
@@ -183,6 +186,10 @@ public final class PagedKvAttention implements KvAttention {
 
     /** Unpins whatever a failed step left pinned; safe to call at any time. */
     public void abort() {
+        if (window != null) {
+            window.close();
+            window = null;
+        }
         closeCarry();
         if (tail != null) {
             tail.close();
