@@ -18,8 +18,12 @@ import java.util.Arrays;
  * <p>Not thread-safe: one request at a time.
  */
 public final class CachedDecoder {
-    /** Lost blocks a request recovers from by recomputation before it gives up. */
-    static final int MAX_RECOVERIES = 16;
+    /**
+     * Lost blocks a request recovers from, beyond one per block of the sequence, before it gives
+     * up. Each loss is found when the block is read and is then forgotten by the cache, so a
+     * damaged tier costs at most one recovery per damaged block.
+     */
+    static final int EXTRA_RECOVERIES = 16;
 
     private final LlamaModel model;
     private final KvCacheManager cache;
@@ -131,7 +135,7 @@ public final class CachedDecoder {
                         // the cache never serves wrong bytes: it reports the block lost, and the
                         // positions from that block on are computed again from their tokens
                         kv.abort();
-                        if (++recoveries > MAX_RECOVERIES) {
+                        if (++recoveries > EXTRA_RECOVERIES + seq.blockCount()) {
                             throw e;
                         }
                         int from = Math.min(pos, e.firstLostBlock() * bt);
