@@ -236,10 +236,11 @@ public final class LongContextDemo {
                 + ", toward disk " + ByteSize.format(mainStats.bytesDemoted())));
         rows.add(new HtmlReport.Row("waited on residency", String.format(Locale.ROOT, "%.3f s", mainStats.waitNanos() / 1e9)));
         rows.add(new HtmlReport.Row("prefetches in time", StatsTable.prefetchLine(mainStats)));
-        for (TierStats t : mainStats.tiers()) {
+        for (int i = 0; i < mainStats.tiers().size(); i++) {
+            TierStats t = mainStats.tiers().get(i);
             rows.add(new HtmlReport.Row("tier " + t.name(), t.slotCount() + " blocks, " + t.backing() + "; hits "
-                    + t.hits() + ", misses " + t.misses() + ", promoted out " + t.promotedOut() + ", demoted in "
-                    + t.demotedIn()));
+                    + StatsTable.hits(mainStats, i) + ", misses " + StatsTable.misses(mainStats, i) + ", lost "
+                    + t.misses() + ", promoted out " + t.promotedOut() + ", demoted in " + t.demotedIn()));
         }
 
         if (resumed != null) {
