@@ -46,6 +46,11 @@ public final class CachedDecoder {
                 || model.config().layers() != cache.layout().layers()) {
             throw new IllegalArgumentException("cache layout " + cache.layout() + " does not fit the model " + model.config());
         }
+        var top = cache.tiers().getFirst();
+        if (!backend.supports(top.hostAccessible())) {
+            throw new IllegalArgumentException("attention backend '" + backend.name() + "' cannot read the top tier '"
+                    + top.name() + "' (" + top.backing() + ")");
+        }
         this.model = model;
         this.cache = cache;
         this.backend = backend;
