@@ -20,7 +20,7 @@ import java.util.List;
  *
  * <p>Layers alternate direction (even layers oldest block first, odd layers newest first), so the
  * window a layer ends on is the window the next layer starts on and is still resident: with a
- * top tier of {@code W} blocks less blocks move per layer than a one-way sweep would move. The
+ * top tier of {@code W} blocks, fewer blocks move per layer than in a one-way sweep. The
  * visiting order depends only on layer and position, never on the budget, so any budget gives
  * the same floats.
  *
