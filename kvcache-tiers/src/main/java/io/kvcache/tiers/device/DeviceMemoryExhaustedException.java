@@ -1,0 +1,28 @@
+package io.kvcache.tiers.device;
+
+import io.kvcache.core.KvCacheException;
+
+/**
+ * The device has not enough free memory for the requested tier. Nothing was allocated; the
+ * caller may retry with fewer slots.
+ */
+public final class DeviceMemoryExhaustedException extends KvCacheException {
+    private final long requestedBytes;
+    private final long freeBytes;
+
+    public DeviceMemoryExhaustedException(String message, long requestedBytes, long freeBytes, Throwable cause) {
+        super(message, cause);
+        this.requestedBytes = requestedBytes;
+        this.freeBytes = freeBytes;
+    }
+
+    /** @return bytes asked for */
+    public long requestedBytes() {
+        return requestedBytes;
+    }
+
+    /** @return bytes the device reported free at the time, or -1 if unknown */
+    public long freeBytes() {
+        return freeBytes;
+    }
+}
