@@ -133,7 +133,9 @@ public final class Cuda {
         if (s == null) {
             return "unknown error";
         }
-        int nl = s.indexOf('\n');
-        return nl < 0 ? s : s.substring(0, nl);
+        // JNA's message lists every path it tried, one per line: the first two lines suffice
+        String[] lines = s.split("\n");
+        String t = lines.length > 1 ? lines[0] + " " + lines[1].trim() : lines[0];
+        return t.length() > 300 ? t.substring(0, 300) + "..." : t;
     }
 }

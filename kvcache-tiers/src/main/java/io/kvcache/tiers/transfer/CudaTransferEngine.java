@@ -171,6 +171,14 @@ public final class CudaTransferEngine implements TransferEngine {
      * @throws UnsupportedOperationException if {@code method} cannot run here
      */
     public CudaTransferHandle submit(TransferBatch batch, CopyMethod method) {
+        return submit(batch, method, false);
+    }
+
+    /**
+     * @param faultySource fault injection for the sticky-error test: the first block's source
+     *                     address is replaced by an unmapped one
+     */
+    CudaTransferHandle submit(TransferBatch batch, CopyMethod method, boolean faultySource) {
         if (closed) {
             throw new IllegalStateException("transfer engine on " + context + " is closed");
         }
@@ -214,6 +222,9 @@ public final class CudaTransferEngine implements TransferEngine {
                 st = lane.staging(n);
                 event = lane.event();
                 fillPairs(st, moves, src, dst, m == CopyMethod.KERNEL);
+                if (faultySource) {
+                    st.pairs.set(ValueLayout.JAVA_LONG_UNALIGNED, 0, 16L);
+                }
                 enqueue(lane, dir, m, st, n, blockBytes);
                 context.check(Cuda.driver().cuEventRecord(event, lane.stream), "cuEventRecord");
             } catch (CudaException e) {
