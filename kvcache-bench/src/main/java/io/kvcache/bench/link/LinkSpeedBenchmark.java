@@ -1,0 +1,412 @@
+package io.kvcache.bench.link;
+
+import io.kvcache.core.transfer.BlockMove;
+import io.kvcache.core.transfer.TransferBatch;
+import io.kvcache.nativ.cuda.CuLib;
+import io.kvcache.nativ.cuda.Cuda;
+import io.kvcache.nativ.cuda.CudaContext;
+import io.kvcache.tiers.device.CudaDeviceTier;
+import io.kvcache.tiers.host.PinnedHostTier;
+import io.kvcache.tiers.transfer.CopyMethod;
+import io.kvcache.tiers.transfer.CudaTransferEngine;
+import io.kvcache.tiers.transfer.CudaTransferHandle;
+import io.kvcache.tiers.transfer.Direction;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.ZonedDateTime;
+import java.time.ZoneOffset;
+import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.SplittableRandom;
+import java.util.stream.IntStream;
+
+/**
+ * Measures how close {@link CudaTransferEngine} gets to the PCIe link's speed.
+ *
+ * <p>One run measures its own ceilings (one large pinned copy each way through the driver, and
+ * both directions at once on two streams), then moves {@code total} bytes of blocks in random
+ * slot order between a {@link PinnedHostTier} and a {@link CudaDeviceTier} for each block size:
+ * host-to-device, device-to-host, and both at once, through each copy method (the engine's
+ * measured choice, the kernel, {@code cuMemcpyBatchAsync}, and one copy per block as the
+ * baseline). Data is random; every timed run's bytes are verified after it. Times are wall clock
+ * from submit to completion, median of the repetitions.
+ *
+ * <p>Usage: {@code LinkSpeedBenchmark [--device N] [--total-mib M] [--reps R] [--sizes 16K,64K,256K,2M]
+ * [--out results.md] [--csv results.csv]}
+ */
+public final class LinkSpeedBenchmark {
+
+    private final CudaContext ctx;
+    private final long total;
+    private final int reps;
+    private final PrintStream log = System.out;
+    private double ceilH2D;
+    private double ceilD2H;
+    private double ceilBoth;
+
+    private LinkSpeedBenchmark(CudaContext ctx, long total, int reps) {
+        this.ctx = ctx;
+        this.total = total;
+        this.reps = reps;
+    }
+
+    /** One row of the results. */
+    record Row(long blockBytes, String method, String direction, double gbps, double ratio, String chosen) {
+    }
+
+    public static void main(String[] args) throws Exception {
+        int device = 0;
+        long totalMiB = 1024;
+        int reps = 5;
+        long[] sizes = {16 << 10, 64 << 10, 256 << 10, 2 << 20};
+        Path out = null;
+        Path csv = null;
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--device" -> device = Integer.parseInt(args[++i]);
+                case "--total-mib" -> totalMiB = Long.parseLong(args[++i]);
+                case "--reps" -> reps = Integer.parseInt(args[++i]);
+                case "--sizes" -> sizes = Arrays.stream(args[++i].split(",")).mapToLong(LinkSpeedBenchmark::parseSize).toArray();
+                case "--out" -> out = Path.of(args[++i]);
+                case "--csv" -> csv = Path.of(args[++i]);
+                default -> throw new IllegalArgumentException("unknown argument " + args[i]);
+            }
+        }
+        CudaContext ctx = CudaContext.device(device);
+        LinkSpeedBenchmark b = new LinkSpeedBenchmark(ctx, totalMiB << 20, reps);
+        String started = ZonedDateTime.now(ZoneOffset.UTC).format(DateTimeFormatter.ISO_OFFSET_DATE_TIME);
+        b.log.printf("link speed on %s, driver %d, %d MiB per run, %d reps%n", ctx, Cuda.driverVersion(), totalMiB, reps);
+        b.measureCeilings();
+        List<Row> rows = new ArrayList<>();
+        List<String> sweep = new ArrayList<>();
+        for (long size : sizes) {
+            rows.addAll(b.measureBlockSize(size, size == sizes[0] ? sweep : null));
+        }
+        String table = b.table(rows, sweep, started, String.join(" ", args));
+        b.log.println();
+        b.log.println(table);
+        if (out != null) {
+            Files.writeString(out, table);
+        }
+        if (csv != null) {
+            StringBuilder sb = new StringBuilder("block_bytes,method,direction,gbps,ratio\n");
+            for (Row r : rows) {
+                sb.append(String.format(Locale.ROOT, "%d,%s,%s,%.2f,%.3f%n", r.blockBytes, r.method, r.direction,
+                        r.gbps, r.ratio));
+            }
+            sb.append(String.format(Locale.ROOT, "0,ceiling,h2d,%.2f,1%n0,ceiling,d2h,%.2f,1%n0,ceiling,both,%.2f,1%n",
+                    b.ceilH2D, b.ceilD2H, b.ceilBoth));
+            Files.writeString(csv, sb.toString());
+        }
+    }
+
+    static long parseSize(String s) {
+        s = s.trim().toUpperCase(Locale.ROOT);
+        long mul = s.endsWith("K") ? 1 << 10 : s.endsWith("M") ? 1 << 20 : 1;
+        return Long.parseLong(mul == 1 ? s : s.substring(0, s.length() - 1)) * mul;
+    }
+
+    /** One large pinned copy each way, and both at once on two streams; verified. */
+    private void measureCeilings() {
+        CuLib cu = Cuda.driver();
+        ctx.makeCurrent();
+        long hostA = ctx.hostAllocate(total);
+        long hostB = ctx.hostAllocate(total);
+        long devA = ctx.allocate(total);
+        long devB = ctx.allocate(total);
+        long s1 = ctx.createStream();
+        long s2 = ctx.createStream();
+        try {
+            MemorySegment a = MemorySegment.ofAddress(hostA).reinterpret(total);
+            MemorySegment bseg = MemorySegment.ofAddress(hostB).reinterpret(total);
+            fillParallel(a, 42);
+            double[] h2d = new double[reps];
+            double[] d2h = new double[reps];
+            double[] both = new double[reps];
+            for (int r = -1; r < reps; r++) {
+                ctx.makeCurrent();
+                long t0 = System.nanoTime();
+                ctx.check(cu.cuMemcpyHtoDAsync_v2(devA, hostA, total, s1), "cuMemcpyHtoDAsync");
+                ctx.check(cu.cuStreamSynchronize(s1), "cuStreamSynchronize");
+                long t1 = System.nanoTime();
+                bseg.fill((byte) 0);
+                ctx.makeCurrent();
+                long t2 = System.nanoTime();
+                ctx.check(cu.cuMemcpyDtoHAsync_v2(hostB, devA, total, s2), "cuMemcpyDtoHAsync");
+                ctx.check(cu.cuStreamSynchronize(s2), "cuStreamSynchronize");
+                long t3 = System.nanoTime();
+                check(bseg.mismatch(a) == -1, "ceiling copy round trip differs");
+                bseg.fill((byte) 0);
+                ctx.makeCurrent();
+                long t4 = System.nanoTime();
+                ctx.check(cu.cuMemcpyHtoDAsync_v2(devB, hostA, total, s1), "cuMemcpyHtoDAsync");
+                ctx.check(cu.cuMemcpyDtoHAsync_v2(hostB, devA, total, s2), "cuMemcpyDtoHAsync");
+                ctx.check(cu.cuStreamSynchronize(s1), "cuStreamSynchronize");
+                ctx.check(cu.cuStreamSynchronize(s2), "cuStreamSynchronize");
+                long t5 = System.nanoTime();
+                check(bseg.mismatch(a) == -1, "ceiling both-directions copy differs");
+                if (r >= 0) {
+                    h2d[r] = total / (double) (t1 - t0);
+                    d2h[r] = total / (double) (t3 - t2);
+                    both[r] = 2.0 * total / (t5 - t4);
+                }
+            }
+            ceilH2D = median(h2d);
+            ceilD2H = median(d2h);
+            ceilBoth = median(both);
+            log.printf(Locale.ROOT, "ceilings (one %d MiB pinned copy): H2D %.1f GB/s, D2H %.1f GB/s, both %.1f GB/s%n",
+                    total >> 20, ceilH2D, ceilD2H, ceilBoth);
+        } finally {
+            ctx.makeCurrent();
+            cu.cuStreamDestroy_v2(s1);
+            cu.cuStreamDestroy_v2(s2);
+            ctx.free(devA);
+            ctx.free(devB);
+            ctx.hostFree(hostA);
+            ctx.hostFree(hostB);
+        }
+    }
+
+    /**
+     * Host tier: A = sources of host-to-device runs, B = reference copy of device half B, C =
+     * destinations of device-to-host runs. Device tier: half A receives, half B is the source.
+     */
+    private List<Row> measureBlockSize(long blockBytes, List<String> sweep) {
+        int s = (int) (total / blockBytes);
+        List<Row> rows = new ArrayList<>();
+        try (PinnedHostTier host = PinnedHostTier.builder(blockBytes, 3 * s).context(ctx).build();
+             CudaDeviceTier dev = CudaDeviceTier.allocate(ctx, blockBytes, 2 * s);
+             CudaTransferEngine engine = CudaTransferEngine.create(ctx)) {
+            for (int i = 0; i < 3 * s; i++) {
+                host.allocate();
+            }
+            for (int i = 0; i < 2 * s; i++) {
+                dev.allocate();
+            }
+            IntStream.range(0, 2 * s).parallel().forEach(i -> fillRandom(host.view(i), blockBytes * 7919 + i));
+            // device half B starts as a copy of host half B
+            for (int i = 0; i < s; i++) {
+                dev.write(s + i, 0, host.view(s + i));
+            }
+            long verify = ctx.hostAllocate((long) s * blockBytes);
+            try {
+                MemorySegment verifySeg = MemorySegment.ofAddress(verify).reinterpret((long) s * blockBytes);
+                SplittableRandom rnd = new SplittableRandom(blockBytes);
+                String chosenH2D = engine.methodFor(Direction.HOST_TO_DEVICE, blockBytes).name();
+                String chosenD2H = engine.methodFor(Direction.DEVICE_TO_HOST, blockBytes).name();
+                log.printf(Locale.ROOT, "%s: engine chose H2D %s %s, D2H %s %s%n", size(blockBytes), chosenH2D,
+                        rates(engine.measuredRates(Direction.HOST_TO_DEVICE, blockBytes)), chosenD2H,
+                        rates(engine.measuredRates(Direction.DEVICE_TO_HOST, blockBytes)));
+                for (CopyMethod m : new CopyMethod[] {null, CopyMethod.KERNEL, CopyMethod.BATCH_MEMCPY, CopyMethod.PER_BLOCK}) {
+                    String name = m == null ? "engine (auto)" : m.name();
+                    for (String dir : new String[] {"h2d", "d2h", "both"}) {
+                        if (m == CopyMethod.PER_BLOCK && dir.equals("both")) {
+                            continue;
+                        }
+                        double gbps = run(engine, m, host, dev, s, blockBytes, dir, rnd, verifySeg, verify);
+                        double ceil = dir.equals("h2d") ? ceilH2D : dir.equals("d2h") ? ceilD2H : ceilBoth;
+                        String chosen = m != null ? "" : dir.equals("h2d") ? chosenH2D : dir.equals("d2h") ? chosenD2H
+                                : chosenH2D + "+" + chosenD2H;
+                        rows.add(new Row(blockBytes, name, dir, gbps, gbps / ceil, chosen));
+                        log.printf(Locale.ROOT, "  %-6s %-14s %-4s %6.1f GB/s  ratio %.3f  (verified)%n",
+                                size(blockBytes), name, dir, gbps, gbps / ceil);
+                    }
+                }
+                if (sweep != null) {
+                    for (int ctas : new int[] {1, 2, 4, 8}) {
+                        try (CudaTransferEngine e = CudaTransferEngine.builder(ctx).ctasPerSm(ctas)
+                                .method(CopyMethod.KERNEL).build()) {
+                            SplittableRandom r2 = new SplittableRandom(ctas);
+                            double h = run(e, CopyMethod.KERNEL, host, dev, s, blockBytes, "h2d", r2, verifySeg, verify);
+                            double d = run(e, CopyMethod.KERNEL, host, dev, s, blockBytes, "d2h", r2, verifySeg, verify);
+                            double b = run(e, CopyMethod.KERNEL, host, dev, s, blockBytes, "both", r2, verifySeg, verify);
+                            String line = String.format(Locale.ROOT, "| %d | %.1f (%.3f) | %.1f (%.3f) | %.1f (%.3f) |",
+                                    ctas, h, h / ceilH2D, d, d / ceilD2H, b, b / ceilBoth);
+                            sweep.add(line);
+                            log.println("  kernel grid sweep " + line);
+                        }
+                    }
+                }
+            } finally {
+                ctx.hostFree(verify);
+            }
+        }
+        return rows;
+    }
+
+    /** Median GB/s of {@code reps} verified runs after one warm-up. */
+    private double run(CudaTransferEngine engine, CopyMethod m, PinnedHostTier host, CudaDeviceTier dev, int s,
+                       long blockBytes, String dir, SplittableRandom rnd, MemorySegment verifySeg, long verify) {
+        boolean up = !dir.equals("d2h");
+        boolean down = !dir.equals("h2d");
+        double[] rates = new double[reps];
+        for (int r = -1; r < reps; r++) {
+            int[] permUp = permutation(s, rnd);
+            int[] permDown = permutation(s, rnd);
+            List<BlockMove> upMoves = new ArrayList<>(s);
+            List<BlockMove> downMoves = new ArrayList<>(s);
+            for (int i = 0; i < s; i++) {
+                upMoves.add(new BlockMove(i, permUp[i]));
+                downMoves.add(new BlockMove(s + i, 2 * s + permDown[i]));
+            }
+            // poison the destinations so that a block not written cannot pass verification
+            if (up) {
+                ctx.makeCurrent();
+                ctx.check(Cuda.driver().cuMemsetD8_v2(dev.baseAddress(), (byte) 0, (long) s * blockBytes), "cuMemsetD8");
+            }
+            if (down) {
+                IntStream.range(2 * s, 3 * s).parallel().forEach(i -> host.view(i).fill((byte) 0));
+            }
+            TransferBatch ub = new TransferBatch(host, dev, upMoves);
+            TransferBatch db = new TransferBatch(dev, host, downMoves);
+            long t0 = System.nanoTime();
+            CudaTransferHandle hu = up ? submit(engine, ub, m) : null;
+            CudaTransferHandle hd = down ? submit(engine, db, m) : null;
+            if (hu != null) {
+                hu.completion().join();
+            }
+            if (hd != null) {
+                hd.completion().join();
+            }
+            long t1 = System.nanoTime();
+            if (up) {
+                ctx.makeCurrent();
+                ctx.check(Cuda.driver().cuMemcpyDtoH_v2(verify, dev.baseAddress(), (long) s * blockBytes), "cuMemcpyDtoH");
+                int[] p = permUp;
+                long bad = IntStream.range(0, s).parallel().filter(i -> verifySeg.asSlice((long) p[i] * blockBytes,
+                        blockBytes).mismatch(host.view(i)) != -1).count();
+                check(bad == 0, bad + " blocks differ after host-to-device " + m + " of " + size(blockBytes));
+            }
+            if (down) {
+                int[] p = permDown;
+                long bad = IntStream.range(0, s).parallel().filter(i -> host.view(2 * s + p[i])
+                        .mismatch(host.view(s + i)) != -1).count();
+                check(bad == 0, bad + " blocks differ after device-to-host " + m + " of " + size(blockBytes));
+            }
+            if (r >= 0) {
+                rates[r] = (up && down ? 2.0 : 1.0) * s * blockBytes / (t1 - t0);
+            }
+        }
+        return median(rates);
+    }
+
+    private static CudaTransferHandle submit(CudaTransferEngine e, TransferBatch b, CopyMethod m) {
+        return m == null ? e.submit(b) : e.submit(b, m);
+    }
+
+    private String table(List<Row> rows, List<String> sweep, String started, String args) {
+        StringBuilder sb = new StringBuilder();
+        sb.append("# Link speed: CudaTransferEngine against the PCIe link\n\n");
+        sb.append("- date (UTC): ").append(started).append('\n');
+        sb.append("- device: ").append(ctx).append(", ").append(ctx.totalMemory() >> 20).append(" MiB, ")
+                .append(ctx.multiprocessors()).append(" SMs; driver CUDA ").append(Cuda.driverVersion()).append('\n');
+        sb.append("- JVM: ").append(System.getProperty("java.vm.name")).append(' ')
+                .append(System.getProperty("java.version")).append(", ")
+                .append(Runtime.getRuntime().availableProcessors()).append(" cores\n");
+        sb.append("- arguments: `").append(args).append("`; ").append(total >> 20).append(" MiB of blocks per run, ")
+                .append("median of ").append(reps).append(" runs after a warm-up, random slot order, random data, ")
+                .append("every run's bytes verified\n");
+        sb.append(String.format(Locale.ROOT, "- ceilings measured in this run (one %d MiB pinned copy): "
+                + "H2D **%.1f GB/s**, D2H **%.1f GB/s**, both directions at once (two streams) **%.1f GB/s**%n%n",
+                total >> 20, ceilH2D, ceilD2H, ceilBoth));
+        sb.append("GB/s (ratio to the ceiling of the same direction); GB = 10^9 bytes.\n\n");
+        sb.append("| block | method | H2D | D2H | both at once | engine's choice |\n");
+        sb.append("| --- | --- | --- | --- | --- | --- |\n");
+        long lastSize = -1;
+        for (int i = 0; i < rows.size(); ) {
+            Row r = rows.get(i);
+            String h2d = "";
+            String d2h = "";
+            String both = "";
+            String chosen = "";
+            int j = i;
+            while (j < rows.size() && rows.get(j).blockBytes == r.blockBytes && rows.get(j).method.equals(r.method)) {
+                Row x = rows.get(j);
+                String cell = String.format(Locale.ROOT, "%.1f (%.3f)", x.gbps, x.ratio);
+                if (r.method.startsWith("engine")) {
+                    cell = "**" + cell + "**";
+                }
+                switch (x.direction) {
+                    case "h2d" -> h2d = cell;
+                    case "d2h" -> d2h = cell;
+                    default -> both = cell;
+                }
+                if (!x.chosen.isEmpty() && x.direction.equals("both")) {
+                    chosen = x.chosen;
+                }
+                j++;
+            }
+            sb.append("| ").append(r.blockBytes == lastSize ? "" : size(r.blockBytes)).append(" | ").append(r.method)
+                    .append(" | ").append(h2d).append(" | ").append(d2h).append(" | ").append(both.isEmpty() ? "-" : both)
+                    .append(" | ").append(chosen).append(" |\n");
+            lastSize = r.blockBytes;
+            i = j;
+        }
+        if (!sweep.isEmpty()) {
+            sb.append("\nKernel grid size at ").append(size(rows.get(0).blockBytes))
+                    .append(" (CTAs per SM; the grid strides over the batch): GB/s (ratio)\n\n");
+            sb.append("| CTAs/SM | H2D | D2H | both |\n| --- | --- | --- | --- |\n");
+            for (String l : sweep) {
+                sb.append(l).append('\n');
+            }
+        }
+        return sb.toString();
+    }
+
+    private static String rates(java.util.Map<CopyMethod, Double> r) {
+        StringBuilder sb = new StringBuilder("(");
+        r.forEach((k, v) -> sb.append(String.format(Locale.ROOT, "%s %.1f ", k, v)));
+        return sb.toString().trim() + " GB/s)";
+    }
+
+    static String size(long b) {
+        return b >= 1 << 20 && b % (1 << 20) == 0 ? (b >> 20) + " MiB" : (b >> 10) + " KiB";
+    }
+
+    static void fillRandom(MemorySegment seg, long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        for (long i = 0; i + 8 <= seg.byteSize(); i += 8) {
+            seg.set(ValueLayout.JAVA_LONG_UNALIGNED, i, r.nextLong() | 1L);
+        }
+    }
+
+    static void fillParallel(MemorySegment seg, long seed) {
+        long piece = 1 << 20;
+        int pieces = (int) ((seg.byteSize() + piece - 1) / piece);
+        IntStream.range(0, pieces).parallel().forEach(p -> fillRandom(
+                seg.asSlice(p * piece, Math.min(piece, seg.byteSize() - p * piece)), seed * 1_000_003 + p));
+    }
+
+    static int[] permutation(int n, SplittableRandom rnd) {
+        int[] p = new int[n];
+        for (int i = 0; i < n; i++) {
+            p[i] = i;
+        }
+        for (int i = n - 1; i > 0; i--) {
+            int j = rnd.nextInt(i + 1);
+            int t = p[i];
+            p[i] = p[j];
+            p[j] = t;
+        }
+        return p;
+    }
+
+    static double median(double[] v) {
+        double[] c = v.clone();
+        Arrays.sort(c);
+        return c.length % 2 == 1 ? c[c.length / 2] : (c[c.length / 2 - 1] + c[c.length / 2]) / 2;
+    }
+
+    private static void check(boolean ok, String message) {
+        if (!ok) {
+            throw new IllegalStateException("verification failed: " + message);
+        }
+    }
+}
