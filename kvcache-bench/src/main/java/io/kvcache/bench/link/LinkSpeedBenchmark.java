@@ -6,6 +6,7 @@ import io.kvcache.nativ.cuda.CuLib;
 import io.kvcache.nativ.cuda.Cuda;
 import io.kvcache.nativ.cuda.CudaContext;
 import io.kvcache.tiers.device.CudaDeviceTier;
+import io.kvcache.tiers.host.HostBacking;
 import io.kvcache.tiers.host.PinnedHostTier;
 import io.kvcache.tiers.transfer.CopyMethod;
 import io.kvcache.tiers.transfer.CudaTransferEngine;
@@ -85,11 +86,10 @@ public final class LinkSpeedBenchmark {
         b.log.printf("link speed on %s, driver %d, %d MiB per run, %d reps%n", ctx, Cuda.driverVersion(), totalMiB, reps);
         b.measureCeilings();
         List<Row> rows = new ArrayList<>();
-        List<String> sweep = new ArrayList<>();
         for (long size : sizes) {
-            rows.addAll(b.measureBlockSize(size, size == sizes[0] ? sweep : null));
+            rows.addAll(b.measureBlockSize(size, size == sizes[0]));
         }
-        String table = b.table(rows, sweep, started, String.join(" ", args));
+        String table = b.table(rows, started, String.join(" ", args));
         b.log.println();
         b.log.println(table);
         if (out != null) {
@@ -174,101 +174,143 @@ public final class LinkSpeedBenchmark {
         }
     }
 
+    /** A way of moving blocks: an engine configuration and the method for each direction (null: engine's choice). */
+    record Variant(String name, CudaTransferEngine engine, CopyMethod up, CopyMethod down, boolean bothOnly,
+                   boolean noBoth) {
+    }
+
     /**
-     * Host tier: A = sources of host-to-device runs, B = reference copy of device half B, C =
-     * destinations of device-to-host runs. Device tier: half A receives, half B is the source.
+     * Host tier: A = 2s slots from which host-to-device runs read a random half, B = s slots
+     * holding the reference copy of device half B, C = 2s slots of which device-to-host runs
+     * write a random half (so that the blocks of a batch are scattered over twice their size).
+     * Device tier: half A receives, half B is the source.
      */
-    private List<Row> measureBlockSize(long blockBytes, List<String> sweep) {
+    private List<Row> measureBlockSize(long blockBytes, boolean hugePageVariant) {
         int s = (int) (total / blockBytes);
         List<Row> rows = new ArrayList<>();
-        try (PinnedHostTier host = PinnedHostTier.builder(blockBytes, 3 * s).context(ctx).build();
-             CudaDeviceTier dev = CudaDeviceTier.allocate(ctx, blockBytes, 2 * s);
-             CudaTransferEngine engine = CudaTransferEngine.create(ctx)) {
-            for (int i = 0; i < 3 * s; i++) {
+        List<CudaTransferEngine> engines = new ArrayList<>();
+        try (PinnedHostTier host = PinnedHostTier.builder(blockBytes, 5 * s).context(ctx).build();
+             CudaDeviceTier dev = CudaDeviceTier.allocate(ctx, blockBytes, 2 * s)) {
+            for (int i = 0; i < 5 * s; i++) {
                 host.allocate();
             }
             for (int i = 0; i < 2 * s; i++) {
                 dev.allocate();
             }
-            IntStream.range(0, 2 * s).parallel().forEach(i -> fillRandom(host.view(i), blockBytes * 7919 + i));
+            log.printf(Locale.ROOT, "%s: host tier %s%n", size(blockBytes), host.backing());
+            IntStream.range(0, 3 * s).parallel().forEach(i -> fillRandom(host.view(i), blockBytes * 7919 + i));
             // device half B starts as a copy of host half B
             for (int i = 0; i < s; i++) {
-                dev.write(s + i, 0, host.view(s + i));
+                dev.write(s + i, 0, host.view(2 * s + i));
             }
+            CudaTransferEngine auto = add(engines, CudaTransferEngine.create(ctx));
+            CudaTransferEngine any = add(engines, CudaTransferEngine.builder(ctx).batchSourceAnyOrder(true).build());
+            CudaTransferEngine unordered = add(engines, CudaTransferEngine.builder(ctx).orderByHostAddress(false).build());
+            String chosenH2D = auto.methodFor(Direction.HOST_TO_DEVICE, blockBytes).name();
+            String chosenD2H = auto.methodFor(Direction.DEVICE_TO_HOST, blockBytes).name();
+            log.printf(Locale.ROOT, "%s: engine chose H2D %s %s, D2H %s %s%n", size(blockBytes), chosenH2D,
+                    rates(auto.measuredRates(Direction.HOST_TO_DEVICE, blockBytes)), chosenD2H,
+                    rates(auto.measuredRates(Direction.DEVICE_TO_HOST, blockBytes)));
+            List<Variant> variants = List.of(
+                    new Variant("engine (auto)", auto, null, null, false, false),
+                    new Variant("KERNEL", auto, CopyMethod.KERNEL, CopyMethod.KERNEL, false, false),
+                    new Variant("BATCH_MEMCPY", auto, CopyMethod.BATCH_MEMCPY, CopyMethod.BATCH_MEMCPY, false, false),
+                    new Variant("BATCH_MEMCPY, source order ANY", any, CopyMethod.BATCH_MEMCPY, CopyMethod.BATCH_MEMCPY,
+                            false, false),
+                    new Variant("KERNEL, blocks in given order", unordered, CopyMethod.KERNEL, CopyMethod.KERNEL,
+                            false, false),
+                    new Variant("both: KERNEL up + BATCH_MEMCPY down", auto, CopyMethod.KERNEL, CopyMethod.BATCH_MEMCPY,
+                            true, false),
+                    new Variant("both: BATCH_MEMCPY up + KERNEL down", auto, CopyMethod.BATCH_MEMCPY, CopyMethod.KERNEL,
+                            true, false),
+                    new Variant("PER_BLOCK baseline (given order)", unordered, CopyMethod.PER_BLOCK, CopyMethod.PER_BLOCK,
+                            false, true));
             long verify = ctx.hostAllocate((long) s * blockBytes);
             try {
                 MemorySegment verifySeg = MemorySegment.ofAddress(verify).reinterpret((long) s * blockBytes);
                 SplittableRandom rnd = new SplittableRandom(blockBytes);
-                String chosenH2D = engine.methodFor(Direction.HOST_TO_DEVICE, blockBytes).name();
-                String chosenD2H = engine.methodFor(Direction.DEVICE_TO_HOST, blockBytes).name();
-                log.printf(Locale.ROOT, "%s: engine chose H2D %s %s, D2H %s %s%n", size(blockBytes), chosenH2D,
-                        rates(engine.measuredRates(Direction.HOST_TO_DEVICE, blockBytes)), chosenD2H,
-                        rates(engine.measuredRates(Direction.DEVICE_TO_HOST, blockBytes)));
-                for (CopyMethod m : new CopyMethod[] {null, CopyMethod.KERNEL, CopyMethod.BATCH_MEMCPY, CopyMethod.PER_BLOCK}) {
-                    String name = m == null ? "engine (auto)" : m.name();
+                for (Variant v : variants) {
                     for (String dir : new String[] {"h2d", "d2h", "both"}) {
-                        if (m == CopyMethod.PER_BLOCK && dir.equals("both")) {
+                        if ((v.bothOnly && !dir.equals("both")) || (v.noBoth && dir.equals("both"))) {
                             continue;
                         }
-                        double gbps = run(engine, m, host, dev, s, blockBytes, dir, rnd, verifySeg, verify);
+                        double gbps = run(v, host, dev, s, blockBytes, dir, rnd, verifySeg, verify);
                         double ceil = dir.equals("h2d") ? ceilH2D : dir.equals("d2h") ? ceilD2H : ceilBoth;
-                        String chosen = m != null ? "" : dir.equals("h2d") ? chosenH2D : dir.equals("d2h") ? chosenD2H
-                                : chosenH2D + "+" + chosenD2H;
-                        rows.add(new Row(blockBytes, name, dir, gbps, gbps / ceil, chosen));
-                        log.printf(Locale.ROOT, "  %-6s %-14s %-4s %6.1f GB/s  ratio %.3f  (verified)%n",
-                                size(blockBytes), name, dir, gbps, gbps / ceil);
+                        String chosen = v.up != null ? "" : dir.equals("h2d") ? chosenH2D : dir.equals("d2h") ? chosenD2H
+                                : chosenH2D + " + " + chosenD2H;
+                        rows.add(new Row(blockBytes, v.name, dir, gbps, gbps / ceil, chosen));
+                        log.printf(Locale.ROOT, "  %-7s %-36s %-4s %6.1f GB/s  ratio %.3f  (verified)%n",
+                                size(blockBytes), v.name, dir, gbps, gbps / ceil);
                     }
                 }
-                if (sweep != null) {
-                    for (int ctas : new int[] {1, 2, 4, 8}) {
-                        try (CudaTransferEngine e = CudaTransferEngine.builder(ctx).ctasPerSm(ctas)
-                                .method(CopyMethod.KERNEL).build()) {
-                            SplittableRandom r2 = new SplittableRandom(ctas);
-                            double h = run(e, CopyMethod.KERNEL, host, dev, s, blockBytes, "h2d", r2, verifySeg, verify);
-                            double d = run(e, CopyMethod.KERNEL, host, dev, s, blockBytes, "d2h", r2, verifySeg, verify);
-                            double b = run(e, CopyMethod.KERNEL, host, dev, s, blockBytes, "both", r2, verifySeg, verify);
-                            String line = String.format(Locale.ROOT, "| %d | %.1f (%.3f) | %.1f (%.3f) | %.1f (%.3f) |",
-                                    ctas, h, h / ceilH2D, d, d / ceilD2H, b, b / ceilBoth);
-                            sweep.add(line);
-                            log.println("  kernel grid sweep " + line);
+                if (hugePageVariant) {
+                    try (PinnedHostTier thp = PinnedHostTier.builder(blockBytes, 5 * s).context(ctx)
+                            .sources(HostBacking.CU_MEM_HOST_REGISTER).hugePages(true).build()) {
+                        for (int i = 0; i < 5 * s; i++) {
+                            thp.allocate();
+                        }
+                        log.printf(Locale.ROOT, "%s: huge-page host tier %s%n", size(blockBytes), thp.backing());
+                        IntStream.range(0, 3 * s).parallel().forEach(i -> fillRandom(thp.view(i), blockBytes * 31 + i));
+                        for (int i = 0; i < s; i++) {
+                            dev.write(s + i, 0, thp.view(2 * s + i));
+                        }
+                        Variant v = new Variant("KERNEL, host tier on huge pages", auto, CopyMethod.KERNEL,
+                                CopyMethod.KERNEL, false, false);
+                        for (String dir : new String[] {"h2d", "d2h", "both"}) {
+                            double gbps = run(v, thp, dev, s, blockBytes, dir, rnd, verifySeg, verify);
+                            double ceil = dir.equals("h2d") ? ceilH2D : dir.equals("d2h") ? ceilD2H : ceilBoth;
+                            rows.add(new Row(blockBytes, v.name, dir, gbps, gbps / ceil, ""));
+                            log.printf(Locale.ROOT, "  %-7s %-36s %-4s %6.1f GB/s  ratio %.3f  (verified)%n",
+                                    size(blockBytes), v.name, dir, gbps, gbps / ceil);
                         }
                     }
                 }
             } finally {
                 ctx.hostFree(verify);
             }
+        } finally {
+            for (CudaTransferEngine e : engines) {
+                e.close();
+            }
         }
         return rows;
     }
 
+    private static CudaTransferEngine add(List<CudaTransferEngine> engines, CudaTransferEngine e) {
+        engines.add(e);
+        return e;
+    }
+
     /** Median GB/s of {@code reps} verified runs after one warm-up. */
-    private double run(CudaTransferEngine engine, CopyMethod m, PinnedHostTier host, CudaDeviceTier dev, int s,
-                       long blockBytes, String dir, SplittableRandom rnd, MemorySegment verifySeg, long verify) {
+    private double run(Variant v, PinnedHostTier host, CudaDeviceTier dev, int s, long blockBytes, String dir,
+                       SplittableRandom rnd, MemorySegment verifySeg, long verify) {
         boolean up = !dir.equals("d2h");
         boolean down = !dir.equals("h2d");
         double[] rates = new double[reps];
         for (int r = -1; r < reps; r++) {
-            int[] permUp = permutation(s, rnd);
-            int[] permDown = permutation(s, rnd);
+            int[] srcA = Arrays.copyOf(permutation(2 * s, rnd), s);       // random half of host A
+            int[] dstC = Arrays.copyOf(permutation(2 * s, rnd), s);       // random half of host C
+            int[] devA = permutation(s, rnd);
             List<BlockMove> upMoves = new ArrayList<>(s);
             List<BlockMove> downMoves = new ArrayList<>(s);
             for (int i = 0; i < s; i++) {
-                upMoves.add(new BlockMove(i, permUp[i]));
-                downMoves.add(new BlockMove(s + i, 2 * s + permDown[i]));
+                upMoves.add(new BlockMove(srcA[i], devA[i]));
+                downMoves.add(new BlockMove(s + i, 3 * s + dstC[i]));
             }
             // poison the destinations so that a block not written cannot pass verification
             if (up) {
                 ctx.makeCurrent();
                 ctx.check(Cuda.driver().cuMemsetD8_v2(dev.baseAddress(), (byte) 0, (long) s * blockBytes), "cuMemsetD8");
+                ctx.check(Cuda.driver().cuCtxSynchronize(), "cuCtxSynchronize");
             }
             if (down) {
-                IntStream.range(2 * s, 3 * s).parallel().forEach(i -> host.view(i).fill((byte) 0));
+                IntStream.range(0, s).parallel().forEach(i -> host.view(3 * s + dstC[i]).fill((byte) 0));
             }
             TransferBatch ub = new TransferBatch(host, dev, upMoves);
             TransferBatch db = new TransferBatch(dev, host, downMoves);
             long t0 = System.nanoTime();
-            CudaTransferHandle hu = up ? submit(engine, ub, m) : null;
-            CudaTransferHandle hd = down ? submit(engine, db, m) : null;
+            CudaTransferHandle hu = up ? submit(v.engine, ub, v.up) : null;
+            CudaTransferHandle hd = down ? submit(v.engine, db, v.down) : null;
             if (hu != null) {
                 hu.completion().join();
             }
@@ -279,16 +321,14 @@ public final class LinkSpeedBenchmark {
             if (up) {
                 ctx.makeCurrent();
                 ctx.check(Cuda.driver().cuMemcpyDtoH_v2(verify, dev.baseAddress(), (long) s * blockBytes), "cuMemcpyDtoH");
-                int[] p = permUp;
-                long bad = IntStream.range(0, s).parallel().filter(i -> verifySeg.asSlice((long) p[i] * blockBytes,
-                        blockBytes).mismatch(host.view(i)) != -1).count();
-                check(bad == 0, bad + " blocks differ after host-to-device " + m + " of " + size(blockBytes));
+                long bad = IntStream.range(0, s).parallel().filter(i -> verifySeg.asSlice((long) devA[i] * blockBytes,
+                        blockBytes).mismatch(host.view(srcA[i])) != -1).count();
+                check(bad == 0, bad + " blocks differ after host-to-device " + v.name + " of " + size(blockBytes));
             }
             if (down) {
-                int[] p = permDown;
-                long bad = IntStream.range(0, s).parallel().filter(i -> host.view(2 * s + p[i])
-                        .mismatch(host.view(s + i)) != -1).count();
-                check(bad == 0, bad + " blocks differ after device-to-host " + m + " of " + size(blockBytes));
+                long bad = IntStream.range(0, s).parallel().filter(i -> host.view(3 * s + dstC[i])
+                        .mismatch(host.view(2 * s + i)) != -1).count();
+                check(bad == 0, bad + " blocks differ after device-to-host " + v.name + " of " + size(blockBytes));
             }
             if (r >= 0) {
                 rates[r] = (up && down ? 2.0 : 1.0) * s * blockBytes / (t1 - t0);
@@ -301,7 +341,7 @@ public final class LinkSpeedBenchmark {
         return m == null ? e.submit(b) : e.submit(b, m);
     }
 
-    private String table(List<Row> rows, List<String> sweep, String started, String args) {
+    private String table(List<Row> rows, String started, String args) {
         StringBuilder sb = new StringBuilder();
         sb.append("# Link speed: CudaTransferEngine against the PCIe link\n\n");
         sb.append("- date (UTC): ").append(started).append('\n');
@@ -311,7 +351,8 @@ public final class LinkSpeedBenchmark {
                 .append(System.getProperty("java.version")).append(", ")
                 .append(Runtime.getRuntime().availableProcessors()).append(" cores\n");
         sb.append("- arguments: `").append(args).append("`; ").append(total >> 20).append(" MiB of blocks per run, ")
-                .append("median of ").append(reps).append(" runs after a warm-up, random slot order, random data, ")
+                .append("median of ").append(reps).append(" runs after a warm-up; each batch moves blocks in random ")
+                .append("order between a random half of twice as many host slots and the device; random data; ")
                 .append("every run's bytes verified\n");
         sb.append(String.format(Locale.ROOT, "- ceilings measured in this run (one %d MiB pinned copy): "
                 + "H2D **%.1f GB/s**, D2H **%.1f GB/s**, both directions at once (two streams) **%.1f GB/s**%n%n",
@@ -348,14 +389,6 @@ public final class LinkSpeedBenchmark {
                     .append(" | ").append(chosen).append(" |\n");
             lastSize = r.blockBytes;
             i = j;
-        }
-        if (!sweep.isEmpty()) {
-            sb.append("\nKernel grid size at ").append(size(rows.get(0).blockBytes))
-                    .append(" (CTAs per SM; the grid strides over the batch): GB/s (ratio)\n\n");
-            sb.append("| CTAs/SM | H2D | D2H | both |\n| --- | --- | --- | --- |\n");
-            for (String l : sweep) {
-                sb.append(l).append('\n');
-            }
         }
         return sb.toString();
     }

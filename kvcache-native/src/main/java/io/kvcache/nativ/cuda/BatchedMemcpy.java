@@ -15,6 +15,8 @@ public final class BatchedMemcpy {
 
     /** {@code CU_MEMCPY_SRC_ACCESS_ORDER_STREAM}: sources are read in stream order. */
     public static final int SRC_ACCESS_ORDER_STREAM = 1;
+    /** {@code CU_MEMCPY_SRC_ACCESS_ORDER_ANY}: sources may be read out of stream order, until the copy completes. */
+    public static final int SRC_ACCESS_ORDER_ANY = 3;
     /** {@code CU_MEM_LOCATION_TYPE_DEVICE}. */
     public static final int LOCATION_DEVICE = 1;
     /** {@code CU_MEM_LOCATION_TYPE_HOST}. */

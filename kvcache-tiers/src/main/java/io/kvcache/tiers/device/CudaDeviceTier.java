@@ -16,8 +16,8 @@ import java.lang.foreign.MemorySegment;
  * device, slot {@code i} at device address {@code base + i * slotBytes}. One tier per device
  * ordinal; any number of devices.
  *
- * <p>{@link #read} and {@link #write} are synchronous copies through the driver, for single
- * blocks and tests; batches move through {@code CudaTransferEngine}. The tier is not host
+ * <p>{@link #read} and {@link #write} are synchronous copies through the driver (on a stream of
+ * the tier's own, waited for), for single blocks and tests; batches move through {@code CudaTransferEngine}. The tier is not host
  * accessible: {@link #view} throws and {@link #address} is the device pointer.
  *
  * <p>A sticky CUDA error on the device's context marks the tier failed: every later read, write
@@ -30,14 +30,18 @@ public final class CudaDeviceTier implements Tier {
     private final int slotCount;
     private final long base;
     private final GuardedSlots slots;
+    /** Stream of the synchronous read/write/fill calls; the legacy stream would not order them with engines' streams. */
+    private final long stream;
+    private final Object streamLock = new Object();
     private volatile boolean closed;
 
-    private CudaDeviceTier(String name, CudaContext context, long slotBytes, int slotCount, long base) {
+    private CudaDeviceTier(String name, CudaContext context, long slotBytes, int slotCount, long base, long stream) {
         this.name = name;
         this.context = context;
         this.slotBytes = slotBytes;
         this.slotCount = slotCount;
         this.base = base;
+        this.stream = stream;
         this.slots = new GuardedSlots(name, slotCount);
     }
 
@@ -82,7 +86,14 @@ public final class CudaDeviceTier implements Tier {
                     + slotCount + " slots of " + slotBytes + ") but " + context + " has "
                     + (free < 0 ? "less" : free + " bytes") + " free", bytes, free, e);
         }
-        return new CudaDeviceTier(name, context, slotBytes, slotCount, base);
+        long stream;
+        try {
+            stream = context.createStream();
+        } catch (CudaException e) {
+            context.free(base);
+            throw e;
+        }
+        return new CudaDeviceTier(name, context, slotBytes, slotCount, base, stream);
     }
 
     @Override
@@ -149,14 +160,13 @@ public final class CudaDeviceTier implements Tier {
         }
         long dst = base + slot * slotBytes + offset;
         try {
-            context.makeCurrent();
             if (src.isNative()) {
-                context.check(Cuda.driver().cuMemcpyHtoD_v2(dst, src.address(), n), "cuMemcpyHtoD");
+                copyToDevice(dst, src.address(), n);
             } else {
                 try (Arena arena = Arena.ofConfined()) {
                     MemorySegment bounce = arena.allocate(n, 16);
                     bounce.copyFrom(src);
-                    context.check(Cuda.driver().cuMemcpyHtoD_v2(dst, bounce.address(), n), "cuMemcpyHtoD");
+                    copyToDevice(dst, bounce.address(), n);
                 }
             }
         } catch (CudaException e) {
@@ -178,13 +188,12 @@ public final class CudaDeviceTier implements Tier {
         }
         long src = base + slot * slotBytes + offset;
         try {
-            context.makeCurrent();
             if (dst.isNative()) {
-                context.check(Cuda.driver().cuMemcpyDtoH_v2(dst.address(), src, n), "cuMemcpyDtoH");
+                copyToHost(dst.address(), src, n);
             } else {
                 try (Arena arena = Arena.ofConfined()) {
                     MemorySegment bounce = arena.allocate(n, 16);
-                    context.check(Cuda.driver().cuMemcpyDtoH_v2(bounce.address(), src, n), "cuMemcpyDtoH");
+                    copyToHost(bounce.address(), src, n);
                     dst.copyFrom(bounce);
                 }
             }
@@ -198,10 +207,33 @@ public final class CudaDeviceTier implements Tier {
         Tier.checkSlot(this, slot);
         checkUsable();
         try {
-            context.makeCurrent();
-            context.check(Cuda.driver().cuMemsetD8_v2(base + slot * slotBytes, value, slotBytes), "cuMemsetD8");
+            synchronized (streamLock) {
+                context.makeCurrent();
+                context.check(Cuda.driver().cuMemsetD8Async(base + slot * slotBytes, value, slotBytes, stream),
+                        "cuMemsetD8Async");
+                context.check(Cuda.driver().cuStreamSynchronize(stream), "cuStreamSynchronize");
+            }
         } catch (CudaException e) {
             throw translate(e);
+        }
+    }
+
+    // Async copy plus stream synchronisation: the plain cuMemcpyHtoD may return before a copy
+    // from pageable memory reaches the device, and a later copy on a non-blocking engine stream
+    // would not be ordered after it.
+    private void copyToDevice(long dst, long src, long n) {
+        synchronized (streamLock) {
+            context.makeCurrent();
+            context.check(Cuda.driver().cuMemcpyHtoDAsync_v2(dst, src, n, stream), "cuMemcpyHtoDAsync");
+            context.check(Cuda.driver().cuStreamSynchronize(stream), "cuStreamSynchronize");
+        }
+    }
+
+    private void copyToHost(long dst, long src, long n) {
+        synchronized (streamLock) {
+            context.makeCurrent();
+            context.check(Cuda.driver().cuMemcpyDtoHAsync_v2(dst, src, n, stream), "cuMemcpyDtoHAsync");
+            context.check(Cuda.driver().cuStreamSynchronize(stream), "cuStreamSynchronize");
         }
     }
 
@@ -258,6 +290,8 @@ public final class CudaDeviceTier implements Tier {
         }
         closed = true;
         if (!context.failed()) {
+            context.makeCurrent();
+            Cuda.driver().cuStreamDestroy_v2(stream);
             context.free(base);
         }
     }

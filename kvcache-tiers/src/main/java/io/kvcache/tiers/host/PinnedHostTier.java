@@ -68,7 +68,7 @@ public final class PinnedHostTier implements Tier {
         this.backingKind = o.kind;
         this.skipped = List.copyOf(skipped);
         this.releases = o.releases;
-        this.backing = o.kind.label() + ", " + o.host.length + " chunk(s) of up to " + (long) slotsPerChunk * slotBytes
+        this.backing = o.kind.label() + (o.hugePages ? " (huge pages)" : "") + ", " + o.host.length + " chunk(s) of up to " + (long) slotsPerChunk * slotBytes
                 + " bytes" + (skipped.isEmpty() ? "" : "; skipped " + String.join("; ", skipped));
         this.slots = new GuardedSlots(name, slotCount);
     }
@@ -93,6 +93,7 @@ public final class PinnedHostTier implements Tier {
         private List<HostBacking> sources = List.of(HostBacking.values());
         private Path dmaHeap = DmaHeap.SYSTEM;
         private Path udmabuf = Udmabuf.DEVICE;
+        private boolean hugePages;
 
         private Builder(long slotBytes, int slotCount) {
             if (slotBytes <= 0 || slotBytes % 16 != 0) {
@@ -148,6 +149,15 @@ public final class PinnedHostTier implements Tier {
         }
 
         /**
+         * @param hugePages back the {@link HostBacking#CU_MEM_HOST_REGISTER} source with transparent
+         *                  huge pages (2 MiB aligned mapping, {@code MADV_HUGEPAGE}); default false
+         */
+        public Builder hugePages(boolean hugePages) {
+            this.hugePages = hugePages;
+            return this;
+        }
+
+        /**
          * Obtains the memory from the first source that works.
          *
          * @throws PinnedMemoryUnavailableException listing why each source failed
@@ -173,6 +183,7 @@ public final class PinnedHostTier implements Tier {
             int chunks = (slotCount + perChunk - 1) / perChunk;
             long total = slotBytes * slotCount;
             Obtained o = new Obtained(source, perChunk, chunks);
+            o.hugePages = hugePages && source == HostBacking.CU_MEM_HOST_REGISTER;
             try {
                 switch (source) {
                     case DMA_HEAP -> registerContiguous(o, DmaHeap.allocate(dmaHeap, total));
@@ -189,13 +200,21 @@ public final class PinnedHostTier implements Tier {
                     }
                     case CU_MEM_HOST_REGISTER -> {
                         CudaContext ctx = context.get();
-                        Pointer p = LibC.INSTANCE.mmap(null, total, LibC.PROT_READ | LibC.PROT_WRITE,
+                        long huge = 2L << 20;
+                        long mapped = hugePages ? (total + huge - 1) / huge * huge + huge : total;
+                        Pointer p = LibC.INSTANCE.mmap(null, mapped, LibC.PROT_READ | LibC.PROT_WRITE,
                                 LibC.MAP_PRIVATE | LibC.MAP_ANONYMOUS, -1, 0);
-                        long base = Pointer.nativeValue(p);
-                        if (base == LibC.MAP_FAILED) {
+                        long start = Pointer.nativeValue(p);
+                        if (start == LibC.MAP_FAILED) {
                             throw new LastErrorException(12);
                         }
-                        o.releases.push(() -> LibC.INSTANCE.munmap(new Pointer(base), total));
+                        o.releases.push(() -> LibC.INSTANCE.munmap(new Pointer(start), mapped));
+                        long base = start;
+                        if (hugePages) {
+                            // 2 MiB aligned so that the kernel can back it with huge pages
+                            base = (start + huge - 1) / huge * huge;
+                            LibC.INSTANCE.madvise(new Pointer(base), mapped - huge, LibC.MADV_HUGEPAGE);
+                        }
                         registerChunks(o, ctx, base);
                     }
                 }
@@ -234,6 +253,7 @@ public final class PinnedHostTier implements Tier {
         final long[] host;
         final long[] device;
         final Deque<Runnable> releases = new ArrayDeque<>();
+        boolean hugePages;
 
         Obtained(HostBacking kind, int slotsPerChunk, int chunks) {
             this.kind = kind;

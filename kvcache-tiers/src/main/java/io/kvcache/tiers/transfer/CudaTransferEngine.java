@@ -59,6 +59,8 @@ public final class CudaTransferEngine implements TransferEngine {
     private final CopyMethod fixedMethod;
     private final int maxCtas;
     private final long calibrationBytes;
+    private final boolean hostOrdered;
+    private final boolean batchSourceAnyOrder;
     private final Lane toDevice;
     private final Lane toHost;
     private final Map<Long, CopyMethod> chosen = new ConcurrentHashMap<>();
@@ -70,6 +72,8 @@ public final class CudaTransferEngine implements TransferEngine {
         this.fixedMethod = b.method;
         this.maxCtas = Math.max(1, b.ctasPerSm * context.multiprocessors());
         this.calibrationBytes = b.calibrationBytes;
+        this.hostOrdered = b.hostOrdered;
+        this.batchSourceAnyOrder = b.batchSourceAnyOrder;
         this.toDevice = new Lane("h2d");
         this.toHost = new Lane("d2h");
     }
@@ -90,6 +94,8 @@ public final class CudaTransferEngine implements TransferEngine {
         private CopyMethod method;
         private int ctasPerSm = 4;
         private long calibrationBytes = 64L << 20;
+        private boolean hostOrdered = true;
+        private boolean batchSourceAnyOrder;
 
         private Builder(CudaContext context) {
             this.context = context;
@@ -116,6 +122,26 @@ public final class CudaTransferEngine implements TransferEngine {
                 throw new IllegalArgumentException("calibration size must be positive, was " + bytes);
             }
             this.calibrationBytes = bytes;
+            return this;
+        }
+
+        /**
+         * @param ordered copy a batch's blocks in ascending host slot order (default true): the
+         *                device's translation of host addresses then stays local, which is worth
+         *                about a tenth of the link for small blocks scattered over a large host tier
+         */
+        public Builder orderByHostAddress(boolean ordered) {
+            this.hostOrdered = ordered;
+            return this;
+        }
+
+        /**
+         * @param any give {@code cuMemcpyBatchAsync} {@code CU_MEMCPY_SRC_ACCESS_ORDER_ANY} instead of
+         *            stream order (default false). Safe here because the slot guards keep every
+         *            source unchanged until its batch completes.
+         */
+        public Builder batchSourceAnyOrder(boolean any) {
+            this.batchSourceAnyOrder = any;
             return this;
         }
 
@@ -221,7 +247,10 @@ public final class CudaTransferEngine implements TransferEngine {
                 context.makeCurrent();
                 st = lane.staging(n);
                 event = lane.event();
-                fillPairs(st, moves, src, dst, m == CopyMethod.KERNEL);
+                long[] order = hostOrdered && dir != Direction.DEVICE_TO_DEVICE
+                        ? lane.sortByHostSlot(moves, dir == Direction.HOST_TO_DEVICE, (dir == Direction.HOST_TO_DEVICE
+                        ? src : dst).slotCount()) : null;
+                fillPairs(st, moves, order, src, dst, m == CopyMethod.KERNEL);
                 if (faultySource) {
                     st.pairs.set(ValueLayout.JAVA_LONG_UNALIGNED, 0, 16L);
                 }
@@ -457,13 +486,13 @@ public final class CudaTransferEngine implements TransferEngine {
     }
 
     /** Writes the batch's (source, destination) address pairs into the staging buffer. */
-    private static void fillPairs(Staging st, List<BlockMove> moves, Tier src, Tier dst, boolean kernel) {
+    private static void fillPairs(Staging st, List<BlockMove> moves, long[] order, Tier src, Tier dst, boolean kernel) {
         MemorySegment pairs = st.pairs;
         int n = moves.size();
         PinnedHostTier hs = src instanceof PinnedHostTier h ? h : null;
         PinnedHostTier hd = dst instanceof PinnedHostTier h ? h : null;
         for (int i = 0; i < n; i++) {
-            BlockMove m = moves.get(i);
+            BlockMove m = moves.get(order == null ? i : (int) order[i]);
             long s = hs == null ? src.address(m.srcSlot())
                     : kernel ? hs.deviceAddress(m.srcSlot()) : hs.address(m.srcSlot());
             long d = hd == null ? dst.address(m.dstSlot())
@@ -602,6 +631,7 @@ public final class CudaTransferEngine implements TransferEngine {
         final ConcurrentLinkedQueue<Long> events = new ConcurrentLinkedQueue<>();
         final CudaTransferHandle stop = new CudaTransferHandle(null, this, null, null, null, 0);
         final Thread completer;
+        private final HostSlotOrder order = new HostSlotOrder();
 
         Lane(String label) {
             this.label = label;
@@ -615,11 +645,18 @@ public final class CudaTransferEngine implements TransferEngine {
             return context;
         }
 
+        long[] sortByHostSlot(List<BlockMove> moves, boolean hostIsSource, int hostSlots) {
+            return order.sort(moves, hostIsSource, hostSlots);
+        }
+
         void attributesFor(Direction dir, int ordinal) {
             int srcType = dir == Direction.HOST_TO_DEVICE ? BatchedMemcpy.LOCATION_HOST : BatchedMemcpy.LOCATION_DEVICE;
             int dstType = dir == Direction.DEVICE_TO_HOST ? BatchedMemcpy.LOCATION_HOST : BatchedMemcpy.LOCATION_DEVICE;
             BatchedMemcpy.fillAttributes(attributes, srcType, srcType == BatchedMemcpy.LOCATION_DEVICE ? ordinal : 0,
                     dstType, dstType == BatchedMemcpy.LOCATION_DEVICE ? ordinal : 0);
+            if (batchSourceAnyOrder) {
+                attributes.setInt(0, BatchedMemcpy.SRC_ACCESS_ORDER_ANY);
+            }
         }
 
         Staging staging(int n) {

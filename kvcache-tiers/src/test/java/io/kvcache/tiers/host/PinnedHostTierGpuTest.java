@@ -65,4 +65,21 @@ class PinnedHostTierGpuTest {
             assertThrows(IllegalArgumentException.class, () -> t.view(10));
         }
     }
+
+    @Test
+    void registeredHugePageMemoryHoldsItsBytes() {
+        long slotBytes = 64 * 1024;
+        try (PinnedHostTier t = PinnedHostTier.builder(slotBytes, 100).context(device0())
+                .sources(HostBacking.CU_MEM_HOST_REGISTER).hugePages(true).build()) {
+            assertTrue(t.backing().startsWith("mmap+cuMemHostRegister (huge pages)"), t.backing());
+            assertEquals(0, t.address(0) % (2 << 20), "2 MiB aligned");
+            for (int i = 0; i < 100; i++) {
+                t.allocate();
+                fillRandom(t.view(i), 300 + i);
+            }
+            for (int i = 0; i < 100; i++) {
+                assertEquals(-1, mismatch(t.view(i), 300 + i));
+            }
+        }
+    }
 }

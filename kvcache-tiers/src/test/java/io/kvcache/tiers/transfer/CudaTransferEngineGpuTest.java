@@ -305,7 +305,7 @@ class CudaTransferEngineGpuTest {
             assertEquals(Direction.DEVICE_TO_DEVICE, h.direction());
             engine.submit(new TransferBatch(b, host, down)).completion().get(10, TimeUnit.SECONDS);
             for (int i = 0; i < n; i++) {
-                assertEquals(-1, mismatch(host.view(down.get(n - 1 - i).dstSlot()), 7000 + i), "block " + i);
+                assertEquals(-1, mismatch(host.view(down.get(i).dstSlot()), 7000 + i), "block " + i);
             }
         }
     }
