@@ -14,7 +14,8 @@ import java.io.UncheckedIOException;
  * compiles the PTX when the module loads, so no CUDA toolkit is needed at run time.
  *
  * <p>Each launch copies a batch of blocks given as (source address, destination address) pairs
- * in device memory; see {@link Launch}.
+ * in device memory, CTAs taking pieces of 16 KiB from a work counter in the order of the pairs;
+ * see {@link Launch}.
  */
 public final class CopyKernels {
 
@@ -114,13 +115,14 @@ public final class CopyKernels {
      */
     public static final class Launch {
         private final Memory values = new Memory(32);
-        private final Memory pointers = new Memory(4L * Native.POINTER_SIZE);
+        private final Memory pointers = new Memory(5L * Native.POINTER_SIZE);
 
         public Launch() {
             pointers.setPointer(0, values.share(0));
             pointers.setPointer(Native.POINTER_SIZE, values.share(8));
             pointers.setPointer(2L * Native.POINTER_SIZE, values.share(16));
             pointers.setPointer(3L * Native.POINTER_SIZE, values.share(20));
+            pointers.setPointer(4L * Native.POINTER_SIZE, values.share(24));
         }
 
         /**
@@ -128,13 +130,14 @@ public final class CopyKernels {
          *
          * @param kernel      one of {@link #gather()}, {@link #scatter()}, {@link #deviceToDevice()}
          * @param pairs       device address of {@code blocks} (source, destination) address pairs
+         * @param counter     device address of a 32-bit work counter holding 0 when the kernel starts
          * @param blockBytes  bytes per block, a multiple of 16
          * @param blocks      number of pairs
          * @param maxCtas     upper bound on the grid (the grid strides over all pieces)
          * @param stream      stream to launch on
          */
-        public void launch(CudaContext context, long kernel, long pairs, long blockBytes, int blocks, int maxCtas,
-                           long stream) {
+        public void launch(CudaContext context, long kernel, long pairs, long counter, long blockBytes, int blocks,
+                           int maxCtas, long stream) {
             long piecesPerBlock = (blockBytes + PIECE_BYTES - 1) / PIECE_BYTES;
             long totalPieces = piecesPerBlock * blocks;
             if (totalPieces > 0xFFFF_FFFFL) {
@@ -145,6 +148,7 @@ public final class CopyKernels {
             values.setLong(8, blockBytes);
             values.setInt(16, (int) piecesPerBlock);
             values.setInt(20, (int) totalPieces);
+            values.setLong(24, counter);
             int grid = (int) Math.max(1, Math.min(totalPieces, maxCtas));
             context.check(Cuda.driver().cuLaunchKernel(kernel, grid, 1, 1, THREADS, 1, 1, 0, stream, pointers,
                     Pointer.NULL), "cuLaunchKernel");

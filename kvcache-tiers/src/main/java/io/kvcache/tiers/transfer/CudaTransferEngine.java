@@ -508,13 +508,16 @@ public final class CudaTransferEngine implements TransferEngine {
         switch (m) {
             case KERNEL -> {
                 CopyKernels k = context.copyKernels();
-                context.check(cu.cuMemcpyHtoDAsync_v2(st.device, st.host, 16L * n, lane.stream), "cuMemcpyHtoDAsync");
+                // one copy brings the zeroed work counter and the pairs
+                context.check(cu.cuMemcpyHtoDAsync_v2(st.device, st.host, Staging.HEADER + 16L * n, lane.stream),
+                        "cuMemcpyHtoDAsync");
                 long fn = switch (dir) {
                     case HOST_TO_DEVICE -> k.gather();
                     case DEVICE_TO_HOST -> k.scatter();
                     case DEVICE_TO_DEVICE -> k.deviceToDevice();
                 };
-                lane.launch.launch(context, fn, st.device, blockBytes, n, maxCtas, lane.stream);
+                lane.launch.launch(context, fn, st.device + Staging.HEADER, st.device, blockBytes, n, maxCtas,
+                        lane.stream);
             }
             case BATCH_MEMCPY -> {
                 MemorySegment pairs = st.pairs;
@@ -585,8 +588,13 @@ public final class CudaTransferEngine implements TransferEngine {
         }
     }
 
-    /** A pinned descriptor buffer for one batch and its device copy; reused after the batch completes. */
+    /**
+     * A pinned descriptor buffer for one batch and its device copy; reused after the batch
+     * completes. Host: [16-byte header, zero][pairs: 16 B each][dsts, srcs, sizes: 8 B each];
+     * device: [work counter, 16 B][pairs]. Copying header and pairs together resets the counter.
+     */
     static final class Staging {
+        static final long HEADER = 16;
         final int capacity;
         final long host;
         final long device;
@@ -596,18 +604,18 @@ public final class CudaTransferEngine implements TransferEngine {
 
         Staging(CudaContext ctx, int capacity) {
             this.capacity = capacity;
-            // [pairs: 16 B each][dsts, srcs, sizes: 8 B each] in one pinned allocation
-            this.host = ctx.hostAllocate(40L * capacity);
+            this.host = ctx.hostAllocate(HEADER + 40L * capacity);
             long dev;
             try {
-                dev = ctx.allocate(16L * capacity);
+                dev = ctx.allocate(HEADER + 16L * capacity);
             } catch (RuntimeException e) {
                 ctx.hostFree(host);
                 throw e;
             }
             this.device = dev;
-            this.arraysHost = host + 16L * capacity;
-            this.pairs = MemorySegment.ofAddress(host).reinterpret(16L * capacity);
+            MemorySegment.ofAddress(host).reinterpret(HEADER).fill((byte) 0);
+            this.arraysHost = host + HEADER + 16L * capacity;
+            this.pairs = MemorySegment.ofAddress(host + HEADER).reinterpret(16L * capacity);
             this.arrays = MemorySegment.ofAddress(arraysHost).reinterpret(24L * capacity);
         }
 
