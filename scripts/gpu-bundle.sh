@@ -68,6 +68,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 exec "$here/runtime/bin/java" --enable-native-access=ALL-UNNAMED -Xmx8g -cp "$here/lib/*" \
   io.kvcache.bench.link.LinkSpeedBenchmark "$@"
 RUN
+cat > "$b/link-probe.sh" <<'RUN'
+#!/usr/bin/env bash
+# Runs the locality probe (exploration, unverified): LinkLocalityProbe [blockBytes] [batchMiB]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+exec "$here/runtime/bin/java" --enable-native-access=ALL-UNNAMED -cp "$here/lib/*" \
+  io.kvcache.bench.link.LinkLocalityProbe "$@"
+RUN
 chmod +x "$b"/*.sh
 tar -C "$work" -cJf "$out/kvcache-gpu-bundle.tar.xz" kvcache-gpu-bundle
 du -sh "$b" "$b/runtime"

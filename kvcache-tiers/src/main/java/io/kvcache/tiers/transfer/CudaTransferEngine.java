@@ -92,7 +92,7 @@ public final class CudaTransferEngine implements TransferEngine {
     public static final class Builder {
         private final CudaContext context;
         private CopyMethod method;
-        private int ctasPerSm = 4;
+        private int ctasPerSm = 2;
         private long calibrationBytes = 64L << 20;
         private boolean hostOrdered = true;
         private boolean batchSourceAnyOrder;
@@ -107,7 +107,7 @@ public final class CudaTransferEngine implements TransferEngine {
             return this;
         }
 
-        /** @param ctasPerSm kernel grid size per multiprocessor (default 4; the grid strides over the batch) */
+        /** @param ctasPerSm kernel CTAs per multiprocessor (default 2, so that a host-to-device and a device-to-host kernel fit on the SMs together) */
         public Builder ctasPerSm(int ctasPerSm) {
             if (ctasPerSm <= 0) {
                 throw new IllegalArgumentException("CTAs per SM must be positive, was " + ctasPerSm);
