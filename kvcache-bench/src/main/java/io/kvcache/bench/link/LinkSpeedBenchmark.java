@@ -6,7 +6,6 @@ import io.kvcache.nativ.cuda.CuLib;
 import io.kvcache.nativ.cuda.Cuda;
 import io.kvcache.nativ.cuda.CudaContext;
 import io.kvcache.tiers.device.CudaDeviceTier;
-import io.kvcache.tiers.host.HostBacking;
 import io.kvcache.tiers.host.PinnedHostTier;
 import io.kvcache.tiers.transfer.CopyMethod;
 import io.kvcache.tiers.transfer.CudaTransferEngine;
@@ -26,6 +25,11 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.stream.IntStream;
 
 /**
@@ -48,6 +52,11 @@ public final class LinkSpeedBenchmark {
     private final long total;
     private final int reps;
     private final PrintStream log = System.out;
+    private final ExecutorService second = Executors.newSingleThreadExecutor(r -> {
+        Thread t = new Thread(r, "link-bench-evict");
+        t.setDaemon(true);
+        return t;
+    });
     private double ceilH2D;
     private double ceilD2H;
     private double ceilBoth;
@@ -87,7 +96,7 @@ public final class LinkSpeedBenchmark {
         b.measureCeilings();
         List<Row> rows = new ArrayList<>();
         for (long size : sizes) {
-            rows.addAll(b.measureBlockSize(size, size <= (64 << 10)));
+            rows.addAll(b.measureBlockSize(size));
         }
         String table = b.table(rows, started, String.join(" ", args));
         b.log.println();
@@ -185,7 +194,7 @@ public final class LinkSpeedBenchmark {
      * write a random half (so that the blocks of a batch are scattered over twice their size).
      * Device tier: half A receives, half B is the source.
      */
-    private List<Row> measureBlockSize(long blockBytes, boolean hugePageVariant) {
+    private List<Row> measureBlockSize(long blockBytes) {
         int s = (int) (total / blockBytes);
         List<Row> rows = new ArrayList<>();
         List<CudaTransferEngine> engines = new ArrayList<>();
@@ -204,8 +213,7 @@ public final class LinkSpeedBenchmark {
                 dev.write(s + i, 0, host.view(2 * s + i));
             }
             CudaTransferEngine auto = add(engines, CudaTransferEngine.create(ctx));
-            CudaTransferEngine any = add(engines, CudaTransferEngine.builder(ctx).batchSourceAnyOrder(true).build());
-            CudaTransferEngine unordered = add(engines, CudaTransferEngine.builder(ctx).orderByHostAddress(false).build());
+            CudaTransferEngine ordered = add(engines, CudaTransferEngine.builder(ctx).orderByHostAddress(true).build());
             String chosenH2D = auto.methodFor(Direction.HOST_TO_DEVICE, blockBytes).name();
             String chosenD2H = auto.methodFor(Direction.DEVICE_TO_HOST, blockBytes).name();
             log.printf(Locale.ROOT, "%s: engine chose H2D %s %s, D2H %s %s%n", size(blockBytes), chosenH2D,
@@ -215,12 +223,9 @@ public final class LinkSpeedBenchmark {
                     new Variant("engine (auto)", auto, null, null, false, false),
                     new Variant("KERNEL", auto, CopyMethod.KERNEL, CopyMethod.KERNEL, false, false),
                     new Variant("BATCH_MEMCPY", auto, CopyMethod.BATCH_MEMCPY, CopyMethod.BATCH_MEMCPY, false, false),
-                    new Variant("BATCH_MEMCPY, source order ANY", any, CopyMethod.BATCH_MEMCPY, CopyMethod.BATCH_MEMCPY,
+                    new Variant("KERNEL, blocks in host-address order", ordered, CopyMethod.KERNEL, CopyMethod.KERNEL,
                             false, false),
-                    new Variant("KERNEL, blocks in given order", unordered, CopyMethod.KERNEL, CopyMethod.KERNEL,
-                            false, false),
-                    new Variant("PER_BLOCK baseline (given order)", unordered, CopyMethod.PER_BLOCK, CopyMethod.PER_BLOCK,
-                            false, true));
+                    new Variant("PER_BLOCK baseline", auto, CopyMethod.PER_BLOCK, CopyMethod.PER_BLOCK, false, true));
             long verify = ctx.hostAllocate((long) s * blockBytes);
             try {
                 MemorySegment verifySeg = MemorySegment.ofAddress(verify).reinterpret((long) s * blockBytes);
@@ -237,28 +242,6 @@ public final class LinkSpeedBenchmark {
                         rows.add(new Row(blockBytes, v.name, dir, gbps, gbps / ceil, chosen));
                         log.printf(Locale.ROOT, "  %-7s %-36s %-4s %6.1f GB/s  ratio %.3f  (verified)%n",
                                 size(blockBytes), v.name, dir, gbps, gbps / ceil);
-                    }
-                }
-                if (hugePageVariant) {
-                    try (PinnedHostTier thp = PinnedHostTier.builder(blockBytes, 5 * s).context(ctx)
-                            .sources(HostBacking.CU_MEM_HOST_REGISTER).hugePages(true).build()) {
-                        for (int i = 0; i < 5 * s; i++) {
-                            thp.allocate();
-                        }
-                        log.printf(Locale.ROOT, "%s: huge-page host tier %s%n", size(blockBytes), thp.backing());
-                        IntStream.range(0, 3 * s).parallel().forEach(i -> fillRandom(thp.view(i), blockBytes * 31 + i));
-                        for (int i = 0; i < s; i++) {
-                            dev.write(s + i, 0, thp.view(2 * s + i));
-                        }
-                        Variant v = new Variant("KERNEL, host tier on huge pages", auto, CopyMethod.KERNEL,
-                                CopyMethod.KERNEL, false, false);
-                        for (String dir : new String[] {"h2d", "d2h", "both"}) {
-                            double gbps = run(v, thp, dev, s, blockBytes, dir, rnd, verifySeg, verify);
-                            double ceil = dir.equals("h2d") ? ceilH2D : dir.equals("d2h") ? ceilD2H : ceilBoth;
-                            rows.add(new Row(blockBytes, v.name, dir, gbps, gbps / ceil, ""));
-                            log.printf(Locale.ROOT, "  %-7s %-36s %-4s %6.1f GB/s  ratio %.3f  (verified)%n",
-                                    size(blockBytes), v.name, dir, gbps, gbps / ceil);
-                        }
                     }
                 }
             } finally {
@@ -304,9 +287,25 @@ public final class LinkSpeedBenchmark {
             }
             TransferBatch ub = new TransferBatch(host, dev, upMoves);
             TransferBatch db = new TransferBatch(dev, host, downMoves);
-            long t0 = System.nanoTime();
-            CudaTransferHandle hu = up ? submit(v.engine, ub, v.up) : null;
-            CudaTransferHandle hd = down ? submit(v.engine, db, v.down) : null;
+            CudaTransferHandle hu;
+            CudaTransferHandle hd;
+            long t0;
+            if (up && down) {
+                // prefetch and eviction come from different threads in a cache: submit them so
+                CountDownLatch go = new CountDownLatch(1);
+                Future<CudaTransferHandle> evict = second.submit(() -> {
+                    go.await();
+                    return submit(v.engine, db, v.down);
+                });
+                t0 = System.nanoTime();
+                go.countDown();
+                hu = submit(v.engine, ub, v.up);
+                hd = join(evict);
+            } else {
+                t0 = System.nanoTime();
+                hu = up ? submit(v.engine, ub, v.up) : null;
+                hd = down ? submit(v.engine, db, v.down) : null;
+            }
             if (hu != null) {
                 hu.completion().join();
             }
@@ -331,6 +330,14 @@ public final class LinkSpeedBenchmark {
             }
         }
         return median(rates);
+    }
+
+    private static CudaTransferHandle join(Future<CudaTransferHandle> f) {
+        try {
+            return f.get();
+        } catch (InterruptedException | ExecutionException e) {
+            throw new IllegalStateException("device-to-host submission failed", e);
+        }
     }
 
     private static CudaTransferHandle submit(CudaTransferEngine e, TransferBatch b, CopyMethod m) {

@@ -53,7 +53,8 @@ import java.util.concurrent.locks.ReentrantLock;
  */
 public final class CudaTransferEngine implements TransferEngine {
 
-    private static final int INITIAL_STAGING = 1024;
+    private static final long CHUNK_BYTES = 128L << 20;
+    private static final int CHUNK_MIN_BLOCKS = 2048;
 
     private final CudaContext context;
     private final CopyMethod fixedMethod;
@@ -94,7 +95,7 @@ public final class CudaTransferEngine implements TransferEngine {
         private CopyMethod method;
         private int ctasPerSm = 2;
         private long calibrationBytes = 64L << 20;
-        private boolean hostOrdered = true;
+        private boolean hostOrdered;
         private boolean batchSourceAnyOrder;
 
         private Builder(CudaContext context) {
@@ -126,9 +127,10 @@ public final class CudaTransferEngine implements TransferEngine {
         }
 
         /**
-         * @param ordered copy a batch's blocks in ascending host slot order (default true): the
-         *                device's translation of host addresses then stays local, which is worth
-         *                about a tenth of the link for small blocks scattered over a large host tier
+         * @param ordered copy a batch's blocks in ascending host slot order (default false). Meant
+         *                for hosts whose IOMMU or device TLB punishes scattered host addresses; on
+         *                the H200 host measured here it made no difference (kvcache-bench
+         *                results/link-speed.md), so batches keep the order they were given.
          */
         public Builder orderByHostAddress(boolean ordered) {
             this.hostOrdered = ordered;
@@ -245,16 +247,21 @@ public final class CudaTransferEngine implements TransferEngine {
             long event = 0;
             try {
                 context.makeCurrent();
-                st = lane.staging(n);
+                int chunkBlocks = chunkBlocks(blockBytes);
+                st = lane.staging(chunkBlocks, (n + chunkBlocks - 1) / chunkBlocks);
                 event = lane.event();
                 long[] order = hostOrdered && dir != Direction.DEVICE_TO_DEVICE
                         ? lane.sortByHostSlot(moves, dir == Direction.HOST_TO_DEVICE, (dir == Direction.HOST_TO_DEVICE
                         ? src : dst).slotCount()) : null;
-                fillPairs(st, moves, order, src, dst, m == CopyMethod.KERNEL);
-                if (faultySource) {
-                    st.pairs.set(ValueLayout.JAVA_LONG_UNALIGNED, 0, 16L);
+                // chunk by chunk, so that the device copies the first chunk while later ones are described
+                for (int first = 0, c = 0; first < n; first += chunkBlocks, c++) {
+                    int count = Math.min(chunkBlocks, n - first);
+                    fillPairs(st.pairs(c), moves, order, first, count, src, dst, m == CopyMethod.KERNEL);
+                    if (faultySource && c == 0) {
+                        st.pairs(0).set(ValueLayout.JAVA_LONG_UNALIGNED, 0, 16L);
+                    }
+                    enqueue(lane, dir, m, st, c, count, blockBytes);
                 }
-                enqueue(lane, dir, m, st, n, blockBytes);
                 context.check(Cuda.driver().cuEventRecord(event, lane.stream), "cuEventRecord");
             } catch (CudaException e) {
                 // copies already queued may still read the slots: let the stream drain first
@@ -286,6 +293,11 @@ public final class CudaTransferEngine implements TransferEngine {
 
     private Lane lane(Direction d) {
         return d == Direction.DEVICE_TO_HOST ? toHost : toDevice;
+    }
+
+    /** Blocks per enqueued chunk: about 128 MiB, at least 2048 blocks, so chunks take milliseconds. */
+    static int chunkBlocks(long blockBytes) {
+        return (int) Math.max(CHUNK_MIN_BLOCKS, Math.min(1 << 20, CHUNK_BYTES / blockBytes));
     }
 
     private CopyMethod checkRunnable(CopyMethod m, boolean peer, Tier src, Tier dst) {
@@ -408,21 +420,22 @@ public final class CudaTransferEngine implements TransferEngine {
                 if (unavailable(m, false, null, null) != null) {
                     continue;
                 }
-                Staging st = lane.staging(blocks);
+                Staging st = lane.staging(blocks, 1);
                 try {
                     boolean kernel = m == CopyMethod.KERNEL;
                     long srcK = kernel && srcHost && !context.hostPointerIsDevicePointer()
                             ? context.hostDevicePointer(srcBase) : srcBase;
                     long dstK = kernel && dstHost && !context.hostPointerIsDevicePointer()
                             ? context.hostDevicePointer(dstBase) : dstBase;
+                    MemorySegment pairs = st.pairs(0);
                     for (int i = 0; i < blocks; i++) {
-                        st.pairs.set(ValueLayout.JAVA_LONG_UNALIGNED, 16L * i, srcK + (long) i * blockBytes);
-                        st.pairs.set(ValueLayout.JAVA_LONG_UNALIGNED, 16L * i + 8, dstK + (long) perm[i] * blockBytes);
+                        pairs.set(ValueLayout.JAVA_LONG_UNALIGNED, 16L * i, srcK + (long) i * blockBytes);
+                        pairs.set(ValueLayout.JAVA_LONG_UNALIGNED, 16L * i + 8, dstK + (long) perm[i] * blockBytes);
                     }
                     double[] ms = new double[3];
                     for (int r = -1; r < ms.length; r++) {
                         context.check(Cuda.driver().cuEventRecord(start, lane.stream), "cuEventRecord");
-                        enqueue(lane, dir, m, st, blocks, blockBytes);
+                        enqueue(lane, dir, m, st, 0, blocks, blockBytes);
                         context.check(Cuda.driver().cuEventRecord(end, lane.stream), "cuEventRecord");
                         context.check(Cuda.driver().cuEventSynchronize(end), "cuEventSynchronize");
                         if (r >= 0) {
@@ -485,14 +498,13 @@ public final class CudaTransferEngine implements TransferEngine {
         return p;
     }
 
-    /** Writes the batch's (source, destination) address pairs into the staging buffer. */
-    private static void fillPairs(Staging st, List<BlockMove> moves, long[] order, Tier src, Tier dst, boolean kernel) {
-        MemorySegment pairs = st.pairs;
-        int n = moves.size();
+    /** Writes the (source, destination) address pairs of moves [first, first + count) into {@code pairs}. */
+    private static void fillPairs(MemorySegment pairs, List<BlockMove> moves, long[] order, int first, int count,
+                                  Tier src, Tier dst, boolean kernel) {
         PinnedHostTier hs = src instanceof PinnedHostTier h ? h : null;
         PinnedHostTier hd = dst instanceof PinnedHostTier h ? h : null;
-        for (int i = 0; i < n; i++) {
-            BlockMove m = moves.get(order == null ? i : (int) order[i]);
+        for (int i = 0; i < count; i++) {
+            BlockMove m = moves.get(order == null ? first + i : (int) order[first + i]);
             long s = hs == null ? src.address(m.srcSlot())
                     : kernel ? hs.deviceAddress(m.srcSlot()) : hs.address(m.srcSlot());
             long d = hd == null ? dst.address(m.dstSlot())
@@ -502,28 +514,29 @@ public final class CudaTransferEngine implements TransferEngine {
         }
     }
 
-    /** Enqueues the copies described by the first {@code n} pairs of {@code st}. Caller holds the lane lock. */
-    private void enqueue(Lane lane, Direction dir, CopyMethod m, Staging st, int n, long blockBytes) {
+    /** Enqueues the copies described by the first {@code n} pairs of chunk {@code c}. Caller holds the lane lock. */
+    private void enqueue(Lane lane, Direction dir, CopyMethod m, Staging st, int c, int n, long blockBytes) {
         CuLib cu = Cuda.driver();
+        MemorySegment pairs = st.pairs(c);
         switch (m) {
             case KERNEL -> {
                 CopyKernels k = context.copyKernels();
-                // one copy brings the zeroed work counter and the pairs
-                context.check(cu.cuMemcpyHtoDAsync_v2(st.device, st.host, Staging.HEADER + 16L * n, lane.stream),
-                        "cuMemcpyHtoDAsync");
+                // one copy brings the chunk's zeroed work counter and its pairs
+                long devChunk = st.deviceChunk(c);
+                context.check(cu.cuMemcpyHtoDAsync_v2(devChunk, st.hostChunk(c), Staging.HEADER + 16L * n,
+                        lane.stream), "cuMemcpyHtoDAsync");
                 long fn = switch (dir) {
                     case HOST_TO_DEVICE -> k.gather();
                     case DEVICE_TO_HOST -> k.scatter();
                     case DEVICE_TO_DEVICE -> k.deviceToDevice();
                 };
-                lane.launch.launch(context, fn, st.device + Staging.HEADER, st.device, blockBytes, n, maxCtas,
+                lane.launch.launch(context, fn, devChunk + Staging.HEADER, devChunk, blockBytes, n, maxCtas,
                         lane.stream);
             }
             case BATCH_MEMCPY -> {
-                MemorySegment pairs = st.pairs;
-                MemorySegment arrays = st.arrays;
-                long srcsOff = 8L * st.capacity;
-                long sizesOff = 16L * st.capacity;
+                MemorySegment arrays = st.arrays(c);
+                long srcsOff = 8L * st.chunkBlocks;
+                long sizesOff = 16L * st.chunkBlocks;
                 for (int i = 0; i < n; i++) {
                     arrays.set(ValueLayout.JAVA_LONG_UNALIGNED, 8L * i,
                             pairs.get(ValueLayout.JAVA_LONG_UNALIGNED, 16L * i + 8));
@@ -531,13 +544,12 @@ public final class CudaTransferEngine implements TransferEngine {
                             pairs.get(ValueLayout.JAVA_LONG_UNALIGNED, 16L * i));
                     arrays.set(ValueLayout.JAVA_LONG_UNALIGNED, sizesOff + 8L * i, blockBytes);
                 }
-                long a = st.arraysHost;
+                long a = arrays.address();
                 lane.attributesFor(dir, context.ordinal());
                 context.batchedMemcpy().copy(context, new Pointer(a), new Pointer(a + srcsOff),
                         new Pointer(a + sizesOff), n, lane.attributes, lane.attrIndex, lane.failIndex, lane.stream);
             }
             case PER_BLOCK -> {
-                MemorySegment pairs = st.pairs;
                 for (int i = 0; i < n; i++) {
                     long s = pairs.get(ValueLayout.JAVA_LONG_UNALIGNED, 16L * i);
                     long d = pairs.get(ValueLayout.JAVA_LONG_UNALIGNED, 16L * i + 8);
@@ -589,34 +601,53 @@ public final class CudaTransferEngine implements TransferEngine {
     }
 
     /**
-     * A pinned descriptor buffer for one batch and its device copy; reused after the batch
-     * completes. Host: [16-byte header, zero][pairs: 16 B each][dsts, srcs, sizes: 8 B each];
-     * device: [work counter, 16 B][pairs]. Copying header and pairs together resets the counter.
+     * Pinned descriptor memory for one batch and its device copy, in chunks of
+     * {@code chunkBlocks} blocks; reused after the batch completes. Host chunk:
+     * [16-byte header, zero][pairs: 16 B each][dsts, srcs, sizes: 8 B each]; device chunk:
+     * [work counter, 16 B][pairs]. Copying a chunk's header and pairs together resets its counter.
      */
     static final class Staging {
         static final long HEADER = 16;
-        final int capacity;
+        final int chunkBlocks;
+        final int chunks;
         final long host;
         final long device;
-        final long arraysHost;
-        final MemorySegment pairs;
-        final MemorySegment arrays;
+        private final long hostStride;
+        private final long deviceStride;
+        private final MemorySegment all;
 
-        Staging(CudaContext ctx, int capacity) {
-            this.capacity = capacity;
-            this.host = ctx.hostAllocate(HEADER + 40L * capacity);
+        Staging(CudaContext ctx, int chunkBlocks, int chunks) {
+            this.chunkBlocks = chunkBlocks;
+            this.chunks = chunks;
+            this.hostStride = HEADER + 40L * chunkBlocks;
+            this.deviceStride = HEADER + 16L * chunkBlocks;
+            this.host = ctx.hostAllocate(hostStride * chunks);
             long dev;
             try {
-                dev = ctx.allocate(HEADER + 16L * capacity);
+                dev = ctx.allocate(deviceStride * chunks);
             } catch (RuntimeException e) {
                 ctx.hostFree(host);
                 throw e;
             }
             this.device = dev;
-            MemorySegment.ofAddress(host).reinterpret(HEADER).fill((byte) 0);
-            this.arraysHost = host + HEADER + 16L * capacity;
-            this.pairs = MemorySegment.ofAddress(host + HEADER).reinterpret(16L * capacity);
-            this.arrays = MemorySegment.ofAddress(arraysHost).reinterpret(24L * capacity);
+            this.all = MemorySegment.ofAddress(host).reinterpret(hostStride * chunks);
+            all.fill((byte) 0);
+        }
+
+        long hostChunk(int c) {
+            return host + c * hostStride;
+        }
+
+        long deviceChunk(int c) {
+            return device + c * deviceStride;
+        }
+
+        MemorySegment pairs(int c) {
+            return all.asSlice(c * hostStride + HEADER, 16L * chunkBlocks);
+        }
+
+        MemorySegment arrays(int c) {
+            return all.asSlice(c * hostStride + HEADER + 16L * chunkBlocks, 24L * chunkBlocks);
         }
 
         void free(CudaContext ctx) {
@@ -667,19 +698,22 @@ public final class CudaTransferEngine implements TransferEngine {
             }
         }
 
-        Staging staging(int n) {
-            Staging s = staging.poll();
-            if (s != null && s.capacity >= n) {
-                return s;
-            }
-            if (s != null) {
+        Staging staging(int chunkBlocks, int chunks) {
+            for (int tries = staging.size(); tries > 0; tries--) {
+                Staging s = staging.poll();
+                if (s == null) {
+                    break;
+                }
+                if (s.chunkBlocks == chunkBlocks && s.chunks >= chunks) {
+                    return s;
+                }
                 staging.add(s);
             }
-            int cap = INITIAL_STAGING;
-            while (cap < n) {
+            int cap = 1;
+            while (cap < chunks) {
                 cap <<= 1;
             }
-            return new Staging(context, cap);
+            return new Staging(context, chunkBlocks, cap);
         }
 
         long event() {

@@ -321,4 +321,37 @@ class CudaTransferEngineGpuTest {
         assertEquals(m, engine.methodFor(Direction.HOST_TO_DEVICE, 16384));
         System.out.println("16 KiB H2D calibration: " + rates + " -> " + m);
     }
+
+    /** Batches larger than one descriptor chunk are described and copied chunk by chunk. */
+    @ParameterizedTest
+    @CsvSource({"KERNEL", "BATCH_MEMCPY", "PER_BLOCK"})
+    void batchesSpanningSeveralChunksArriveByteExact(String methodName) throws Exception {
+        CopyMethod method = CopyMethod.valueOf(methodName);
+        long blockBytes = 16 * 1024;
+        int n = 2 * CudaTransferEngine.chunkBlocks(blockBytes) + 123;
+        SplittableRandom rnd = new SplittableRandom(n);
+        try (PinnedHostTier host = PinnedHostTier.builder(blockBytes, 2 * n).context(ctx).build();
+             CudaDeviceTier dev = CudaDeviceTier.allocate(ctx, blockBytes, n)) {
+            for (int i = 0; i < 2 * n; i++) {
+                host.allocate();
+            }
+            for (int i = 0; i < n; i++) {
+                dev.allocate();
+                fillRandom(host.view(i), 90_000 + i);
+            }
+            int[] devSlots = CudaTransferEngine.permutation(n, rnd);
+            int[] back = CudaTransferEngine.permutation(n, rnd);
+            List<BlockMove> up = new ArrayList<>();
+            List<BlockMove> down = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                up.add(new BlockMove(i, devSlots[i]));
+                down.add(new BlockMove(devSlots[i], n + back[i]));
+            }
+            engine.submit(new TransferBatch(host, dev, up), method).completion().get(60, TimeUnit.SECONDS);
+            engine.submit(new TransferBatch(dev, host, down), method).completion().get(60, TimeUnit.SECONDS);
+            for (int i = 0; i < n; i++) {
+                assertEquals(-1, mismatch(host.view(n + back[i]), 90_000 + i), "block " + i);
+            }
+        }
+    }
 }
