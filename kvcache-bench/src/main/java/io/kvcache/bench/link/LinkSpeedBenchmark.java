@@ -266,6 +266,8 @@ public final class LinkSpeedBenchmark {
         boolean up = !dir.equals("d2h");
         boolean down = !dir.equals("h2d");
         double[] rates = new double[reps];
+        double[] submitMs = new double[reps];
+        double[] totalMs = new double[reps];
         for (int r = -1; r < reps; r++) {
             int[] srcA = Arrays.copyOf(permutation(2 * s, rnd), s);       // random half of host A
             int[] dstC = Arrays.copyOf(permutation(2 * s, rnd), s);       // random half of host C
@@ -306,6 +308,7 @@ public final class LinkSpeedBenchmark {
                 hu = up ? submit(v.engine, ub, v.up) : null;
                 hd = down ? submit(v.engine, db, v.down) : null;
             }
+            long submitted = System.nanoTime();
             if (hu != null) {
                 hu.completion().join();
             }
@@ -327,8 +330,12 @@ public final class LinkSpeedBenchmark {
             }
             if (r >= 0) {
                 rates[r] = (up && down ? 2.0 : 1.0) * s * blockBytes / (t1 - t0);
+                submitMs[r] = (submitted - t0) / 1e6;
+                totalMs[r] = (t1 - t0) / 1e6;
             }
         }
+        log.printf(Locale.ROOT, "    submit returned after %.2f ms of %.2f ms (medians)%n", median(submitMs),
+                median(totalMs));
         return median(rates);
     }
 

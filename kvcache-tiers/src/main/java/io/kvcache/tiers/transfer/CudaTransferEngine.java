@@ -55,6 +55,9 @@ public final class CudaTransferEngine implements TransferEngine {
 
     private static final long CHUNK_BYTES = 128L << 20;
     private static final int CHUNK_MIN_BLOCKS = 2048;
+    private static final int FIRST_CHUNK_BLOCKS = 256;
+    /** Fraction of the kernel's rate within which the copy engines are preferred. */
+    static final double COPY_ENGINE_MARGIN = 0.03;
 
     private final CudaContext context;
     private final CopyMethod fixedMethod;
@@ -248,14 +251,16 @@ public final class CudaTransferEngine implements TransferEngine {
             try {
                 context.makeCurrent();
                 int chunkBlocks = chunkBlocks(blockBytes);
-                st = lane.staging(chunkBlocks, (n + chunkBlocks - 1) / chunkBlocks);
+                st = lane.staging(chunkBlocks, chunkCount(n, chunkBlocks));
                 event = lane.event();
                 long[] order = hostOrdered && dir != Direction.DEVICE_TO_DEVICE
                         ? lane.sortByHostSlot(moves, dir == Direction.HOST_TO_DEVICE, (dir == Direction.HOST_TO_DEVICE
                         ? src : dst).slotCount()) : null;
-                // chunk by chunk, so that the device copies the first chunk while later ones are described
-                for (int first = 0, c = 0; first < n; first += chunkBlocks, c++) {
-                    int count = Math.min(chunkBlocks, n - first);
+                // chunk by chunk, so that the device copies the first chunk while later ones are
+                // described; the first chunks are small so that the copy starts within microseconds
+                int count;
+                for (int first = 0, c = 0, next = FIRST_CHUNK_BLOCKS; first < n; first += count, c++, next <<= 1) {
+                    count = Math.min(Math.min(next, chunkBlocks), n - first);
                     fillPairs(st.pairs(c), moves, order, first, count, src, dst, m == CopyMethod.KERNEL);
                     if (faultySource && c == 0) {
                         st.pairs(0).set(ValueLayout.JAVA_LONG_UNALIGNED, 0, 16L);
@@ -293,6 +298,15 @@ public final class CudaTransferEngine implements TransferEngine {
 
     private Lane lane(Direction d) {
         return d == Direction.DEVICE_TO_HOST ? toHost : toDevice;
+    }
+
+    /** @return chunks a batch of {@code n} blocks is enqueued in: growing from 256 blocks, then full ones */
+    static int chunkCount(int n, int chunkBlocks) {
+        int chunks = 0;
+        for (int first = 0, next = FIRST_CHUNK_BLOCKS; first < n; chunks++, next <<= 1) {
+            first += Math.min(next, chunkBlocks);
+        }
+        return chunks;
     }
 
     /** Blocks per enqueued chunk: about 128 MiB, at least 2048 blocks, so chunks take milliseconds. */
@@ -369,6 +383,18 @@ public final class CudaTransferEngine implements TransferEngine {
             return m;
         }
         Map<CopyMethod, Double> rates = calibrate(dir, blockBytes);
+        CopyMethod best = choose(rates);
+        CopyMethod prior = chosen.putIfAbsent(key, best);
+        return prior != null ? prior : best;
+    }
+
+    /**
+     * Picks the fastest method, except that the driver's batched copy wins when it is within
+     * {@link #COPY_ENGINE_MARGIN} of the kernel: copy engines leave the SMs to the inference
+     * engine's kernels and overlap better with the other direction (measured on the H200 host:
+     * 85 GB/s both ways at 256 KiB against 75 for two kernels, results/link-speed.md).
+     */
+    static CopyMethod choose(Map<CopyMethod, Double> rates) {
         CopyMethod best = CopyMethod.PER_BLOCK;
         double bestRate = -1;
         for (Map.Entry<CopyMethod, Double> e : rates.entrySet()) {
@@ -377,8 +403,11 @@ public final class CudaTransferEngine implements TransferEngine {
                 bestRate = e.getValue();
             }
         }
-        CopyMethod prior = chosen.putIfAbsent(key, best);
-        return prior != null ? prior : best;
+        Double batch = rates.get(CopyMethod.BATCH_MEMCPY);
+        if (best == CopyMethod.KERNEL && batch != null && batch >= bestRate * (1 - COPY_ENGINE_MARGIN)) {
+            return CopyMethod.BATCH_MEMCPY;
+        }
+        return best;
     }
 
     /** @return the rates (GB/s) measured when choosing the method for a direction and block size, if any */
