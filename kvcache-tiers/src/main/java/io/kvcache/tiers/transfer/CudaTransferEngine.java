@@ -56,6 +56,7 @@ public final class CudaTransferEngine implements TransferEngine {
     private static final long CHUNK_BYTES = 128L << 20;
     private static final int CHUNK_MIN_BLOCKS = 2048;
     private static final int FIRST_CHUNK_BLOCKS = 256;
+    private static final int BATCH_CALL_COPIES = 256;
     /** Fraction of the kernel's rate within which the copy engines are preferred. */
     static final double COPY_ENGINE_MARGIN = 0.03;
 
@@ -575,8 +576,15 @@ public final class CudaTransferEngine implements TransferEngine {
                 }
                 long a = arrays.address();
                 lane.attributesFor(dir, context.ordinal());
-                context.batchedMemcpy().copy(context, new Pointer(a), new Pointer(a + srcsOff),
-                        new Pointer(a + sizesOff), n, lane.attributes, lane.attrIndex, lane.failIndex, lane.stream);
+                // calls of a few hundred copies: measured several times faster than one call of
+                // thousands for 16-64 KiB blocks on the H200 host
+                for (int first = 0; first < n; first += BATCH_CALL_COPIES) {
+                    int count = Math.min(BATCH_CALL_COPIES, n - first);
+                    long o = 8L * first;
+                    context.batchedMemcpy().copy(context, new Pointer(a + o), new Pointer(a + srcsOff + o),
+                            new Pointer(a + sizesOff + o), count, lane.attributes, lane.attrIndex, lane.failIndex,
+                            lane.stream);
+                }
             }
             case PER_BLOCK -> {
                 for (int i = 0; i < n; i++) {
