@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
-class ChunkSizeTest {
+class CopyPlanTest {
 
     @Test
     void chunksHoldAbout128MiBButNeverFewerThan2048Blocks() {
@@ -36,5 +36,20 @@ class ChunkSizeTest {
                 CopyMethod.BATCH_MEMCPY, 54.2)));
         assertEquals(CopyMethod.KERNEL, CudaTransferEngine.choose(Map.of(CopyMethod.KERNEL, 49.0)));
         assertEquals(CopyMethod.PER_BLOCK, CudaTransferEngine.choose(Map.of(CopyMethod.PER_BLOCK, 0.0)));
+    }
+
+    @Test
+    void bothDirectionsOfTheLinkUseOneMethod() {
+        // 64 KiB as measured: each direction alone would pick differently
+        Map<CopyMethod, Double> up = Map.of(CopyMethod.KERNEL, 50.2, CopyMethod.BATCH_MEMCPY, 49.5);
+        Map<CopyMethod, Double> down = Map.of(CopyMethod.KERNEL, 51.8, CopyMethod.BATCH_MEMCPY, 49.7);
+        assertEquals(CopyMethod.BATCH_MEMCPY, CudaTransferEngine.choose(up));
+        assertEquals(CopyMethod.KERNEL, CudaTransferEngine.choose(down));
+        assertEquals(CopyMethod.BATCH_MEMCPY, CudaTransferEngine.chooseForLink(up, down));
+        Map<CopyMethod, Double> smallUp = Map.of(CopyMethod.KERNEL, 48.2, CopyMethod.BATCH_MEMCPY, 16.5);
+        Map<CopyMethod, Double> smallDown = Map.of(CopyMethod.KERNEL, 50.9, CopyMethod.BATCH_MEMCPY, 22.9);
+        assertEquals(CopyMethod.KERNEL, CudaTransferEngine.chooseForLink(smallUp, smallDown));
+        assertEquals(CopyMethod.KERNEL, CudaTransferEngine.chooseForLink(Map.of(CopyMethod.KERNEL, 1.0),
+                Map.of(CopyMethod.KERNEL, 1.0, CopyMethod.BATCH_MEMCPY, 5.0)));
     }
 }
