@@ -123,6 +123,7 @@ public final class LinkSpeedBenchmark {
     }
 
     /** One large pinned copy each way, and both at once on two streams; verified. */
+    @SuppressWarnings("restricted") // segments over pinned buffers allocated here, at their sizes
     private void measureCeilings() {
         CuLib cu = Cuda.driver();
         ctx.makeCurrent();
@@ -194,6 +195,7 @@ public final class LinkSpeedBenchmark {
      * write a random half (so that the blocks of a batch are scattered over twice their size).
      * Device tier: half A receives, half B is the source.
      */
+    @SuppressWarnings("restricted") // the verification segment covers the pinned buffer allocated here
     private List<Row> measureBlockSize(long blockBytes) {
         int s = (int) (total / blockBytes);
         List<Row> rows = new ArrayList<>();

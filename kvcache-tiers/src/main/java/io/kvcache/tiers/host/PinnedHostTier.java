@@ -53,6 +53,8 @@ public final class PinnedHostTier implements Tier {
     private final GuardedSlots slots;
     private volatile boolean closed;
 
+    // the segments cover memory this tier obtained, with the sizes it asked for
+    @SuppressWarnings("restricted")
     private PinnedHostTier(Builder b, Obtained o, List<String> skipped) {
         this.name = b.name;
         this.slotBytes = b.slotBytes;
@@ -68,8 +70,9 @@ public final class PinnedHostTier implements Tier {
         this.backingKind = o.kind;
         this.skipped = List.copyOf(skipped);
         this.releases = o.releases;
-        this.backing = o.kind.label() + (o.hugePages ? " (huge pages)" : "") + ", " + o.host.length + " chunk(s) of up to " + (long) slotsPerChunk * slotBytes
-                + " bytes" + (skipped.isEmpty() ? "" : "; skipped " + String.join("; ", skipped));
+        this.backing = o.kind.label() + (o.hugePages ? " (huge pages)" : "") + ", " + o.host.length
+                + " chunk(s) of up to " + (long) slotsPerChunk * slotBytes + " bytes"
+                + (skipped.isEmpty() ? "" : "; skipped " + String.join("; ", skipped));
         this.slots = new GuardedSlots(name, slotCount);
     }
 

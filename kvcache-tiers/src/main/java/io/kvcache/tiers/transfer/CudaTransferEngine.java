@@ -675,6 +675,8 @@ public final class CudaTransferEngine implements TransferEngine {
         private final long deviceStride;
         private final MemorySegment all;
 
+        // the segment covers the pinned allocation just made, at its size
+        @SuppressWarnings("restricted")
         Staging(CudaContext ctx, int chunkBlocks, int chunks) {
             this.chunkBlocks = chunkBlocks;
             this.chunks = chunks;
