@@ -1,2 +1,2 @@
-/** Device (VRAM) tiers: one large CUDA allocation per GPU carved into block slots. */
+/** Device tiers: VRAM through the CUDA driver (one tier per GPU), or off-heap memory standing in for it. */
 package io.kvcache.tiers.device;

@@ -1,2 +1,2 @@
-/** Host-memory tiers: page-locked RAM that devices can copy from and map. */
+/** Host RAM tiers: page-locked memory the GPU can DMA from and map, or locked anonymous mappings. */
 package io.kvcache.tiers.host;
