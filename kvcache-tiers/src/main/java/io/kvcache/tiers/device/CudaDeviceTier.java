@@ -1,6 +1,8 @@
 package io.kvcache.tiers.device;
 
+import io.kvcache.core.layout.KvLayout;
 import io.kvcache.core.tier.Tier;
+import io.kvcache.core.tier.TierCapacity;
 import io.kvcache.core.tier.TierFailedException;
 import io.kvcache.core.tier.TierKind;
 import io.kvcache.nativ.cuda.Cuda;
@@ -43,6 +45,17 @@ public final class CudaDeviceTier implements Tier {
         this.base = base;
         this.stream = stream;
         this.slots = new GuardedSlots(name, slotCount);
+    }
+
+    /**
+     * Allocates a tier named "cuda:ORDINAL" of whole blocks of a layout.
+     *
+     * @param capacityBytes device memory to use; whole blocks only
+     * @throws IllegalArgumentException when the capacity is not positive or holds no block
+     */
+    public static CudaDeviceTier allocate(CudaContext context, KvLayout layout, long capacityBytes) {
+        String name = "cuda:" + context.ordinal();
+        return allocate(name, context, layout.blockBytes(), TierCapacity.slots(name, capacityBytes, layout.blockBytes()));
     }
 
     /**

@@ -2,7 +2,9 @@ package io.kvcache.tiers.host;
 
 import com.sun.jna.LastErrorException;
 import com.sun.jna.Pointer;
+import io.kvcache.core.layout.KvLayout;
 import io.kvcache.core.tier.Tier;
+import io.kvcache.core.tier.TierCapacity;
 import io.kvcache.core.tier.TierKind;
 import io.kvcache.nativ.cuda.CudaContext;
 import io.kvcache.nativ.cuda.CudaException;
@@ -74,6 +76,16 @@ public final class PinnedHostTier implements Tier {
                 + " chunk(s) of up to " + (long) slotsPerChunk * slotBytes + " bytes"
                 + (skipped.isEmpty() ? "" : "; skipped " + String.join("; ", skipped));
         this.slots = new GuardedSlots(name, slotCount);
+    }
+
+    /**
+     * Starts building a tier of whole blocks of a layout.
+     *
+     * @param capacityBytes host memory to pin; whole blocks only
+     * @throws IllegalArgumentException when the capacity is not positive or holds no block
+     */
+    public static Builder builder(KvLayout layout, long capacityBytes) {
+        return new Builder(layout.blockBytes(), TierCapacity.slots("pinned-host", capacityBytes, layout.blockBytes()));
     }
 
     /**

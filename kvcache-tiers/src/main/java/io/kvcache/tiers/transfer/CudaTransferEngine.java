@@ -179,7 +179,8 @@ public final class CudaTransferEngine implements TransferEngine {
         if (source instanceof CudaDeviceTier s && s.context() == context && destination instanceof PinnedHostTier) {
             return Direction.DEVICE_TO_HOST;
         }
-        if (source instanceof CudaDeviceTier s && destination instanceof CudaDeviceTier d && source != destination
+        // the same tier on both sides is a copy-on-write within the device
+        if (source instanceof CudaDeviceTier s && destination instanceof CudaDeviceTier d
                 && (s.context() == context || d.context() == context)) {
             return Direction.DEVICE_TO_DEVICE;
         }

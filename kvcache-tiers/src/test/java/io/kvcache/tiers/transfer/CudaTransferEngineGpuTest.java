@@ -354,4 +354,39 @@ class CudaTransferEngineGpuTest {
             }
         }
     }
+
+    /** Copy-on-write within one device tier: the same tier on both sides of a batch. */
+    @Test
+    void copiesWithinOneDeviceTierLeaveTheSourcesIntact() throws Exception {
+        long blockBytes = 64 * 1024;
+        int n = 16;
+        try (PinnedHostTier host = PinnedHostTier.builder(blockBytes, 3 * n).context(ctx).build();
+             CudaDeviceTier dev = CudaDeviceTier.allocate(ctx, blockBytes, 2 * n)) {
+            List<BlockMove> up = new ArrayList<>();
+            List<BlockMove> cow = new ArrayList<>();
+            List<BlockMove> down = new ArrayList<>();
+            for (int i = 0; i < 3 * n; i++) {
+                host.allocate();
+            }
+            for (int i = 0; i < n; i++) {
+                dev.allocate();
+                dev.allocate();
+                fillRandom(host.view(i), 4000 + i);
+                up.add(new BlockMove(i, i));
+                cow.add(new BlockMove(i, n + i));
+                down.add(new BlockMove(n + i, n + i));
+                down.add(new BlockMove(i, 2 * n + i));
+            }
+            assertTrue(engine.supports(dev, dev));
+            engine.submit(new TransferBatch(host, dev, up)).completion().get(10, TimeUnit.SECONDS);
+            CudaTransferHandle h = engine.submit(new TransferBatch(dev, dev, cow));
+            h.completion().get(10, TimeUnit.SECONDS);
+            assertEquals(Direction.DEVICE_TO_DEVICE, h.direction());
+            engine.submit(new TransferBatch(dev, host, down)).completion().get(10, TimeUnit.SECONDS);
+            for (int i = 0; i < n; i++) {
+                assertEquals(-1, mismatch(host.view(n + i), 4000 + i), "copy " + i);
+                assertEquals(-1, mismatch(host.view(2 * n + i), 4000 + i), "source " + i);
+            }
+        }
+    }
 }
