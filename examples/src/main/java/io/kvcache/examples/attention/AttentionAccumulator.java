@@ -130,6 +130,39 @@ public final class AttentionAccumulator {
         max[h] = m;
     }
 
+    /** @return floats of {@link #exportState}: per head the maximum, the normalizer and the value sum */
+    public int stateFloats() {
+        return heads * (headSize + 2);
+    }
+
+    /**
+     * Copies the running state out for a backend that folds elsewhere (a GPU kernel): per head
+     * {@code [max, normalizer, weighted value sum (headSize floats)]}.
+     */
+    public void exportState(float[] dst) {
+        for (int h = 0; h < heads; h++) {
+            int o = h * (headSize + 2);
+            dst[o] = max[h];
+            dst[o + 1] = norm[h];
+            System.arraycopy(acc, h * headSize, dst, o + 2, headSize);
+        }
+    }
+
+    /** Takes back a state in the form {@link #exportState} gives, after positions were folded elsewhere. */
+    public void importState(float[] src) {
+        for (int h = 0; h < heads; h++) {
+            int o = h * (headSize + 2);
+            max[h] = src[o];
+            norm[h] = src[o + 1];
+            System.arraycopy(src, o + 2, acc, h * headSize, headSize);
+        }
+    }
+
+    /** @return whether per-block attention mass is kept (only {@link #add} feeds it) */
+    public boolean tracksBlocks() {
+        return trackBlocks;
+    }
+
     /** Writes the normalized output of every head, side by side, into {@code out}. */
     public void finish(float[] out) {
         for (int h = 0; h < heads; h++) {

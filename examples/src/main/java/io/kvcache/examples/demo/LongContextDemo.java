@@ -7,8 +7,8 @@ import io.kvcache.core.policy.EvictionPolicy;
 import io.kvcache.core.stats.CacheStats;
 import io.kvcache.core.stats.TierStats;
 import io.kvcache.core.tier.Tier;
+import io.kvcache.core.transfer.TransferEngine;
 import io.kvcache.examples.attention.AttentionBackend;
-import io.kvcache.examples.attention.CpuAttentionBackend;
 import io.kvcache.examples.engine.CachedDecoder;
 import io.kvcache.examples.engine.DecodeResult;
 import io.kvcache.examples.engine.StepListener;
@@ -20,8 +20,6 @@ import io.kvcache.examples.llama.Sampler;
 import io.kvcache.examples.llama.SyntheticCheckpoint;
 import io.kvcache.examples.report.HtmlReport;
 import io.kvcache.examples.report.StepTrace;
-import io.kvcache.tiers.device.SimulatedDeviceTier;
-import io.kvcache.tiers.host.MmapHostTier;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -116,7 +114,11 @@ public final class LongContextDemo {
                         + c.vocabSize() + ")");
             }
         }
-        AttentionBackend backend = backendFor(o.device);
+        DeviceSetup device = DeviceSetup.of(o.device);
+        if (device instanceof DeviceSetup.Gpu && o.policy == DemoOptions.Policy.ATTENTION) {
+            throw new UsageException("--policy attention needs per-block attention mass, which the CUDA attention "
+                    + "kernel does not keep; use --policy lru or --device simulated");
+        }
         KvLayout layout;
         try {
             layout = new KvLayout(c.layers(), c.kvHeads(), c.headSize(), DType.FP32, o.blockTokens);
@@ -142,201 +144,196 @@ public final class LongContextDemo {
             out.printf(Locale.ROOT, "note      the context exceeds the model's training length of %d tokens%n", c.seqLen());
         }
 
-        List<Tier> tiers = new ArrayList<>();
-        try {
-            tiers.add(new SimulatedDeviceTier("device", layout, budgets.deviceBlocks() * layout.blockBytes()));
-            tiers.add(new MmapHostTier("host", layout, budgets.hostBlocks() * layout.blockBytes()));
-            if (withDisk) {
-                tiers.add(DiskTierFactory.open(o.diskDir, layout, modelId, budgets.diskBlocks() * layout.blockBytes()));
-            }
-        } catch (OutOfMemoryError e) {
-            tiers.forEach(Tier::close);
-            throw new UsageException("cannot allocate the tiers' memory (" + e.getMessage()
-                    + "); use a smaller --device-budget or --host-budget");
-        } catch (UsageException | RuntimeException e) {
-            tiers.forEach(Tier::close);
-            throw e;
-        }
-        int window = CachedDecoder.windowBlocks(budgets.deviceBlocks());
-        EvictionPolicy policy = o.policy == DemoOptions.Policy.ATTENTION
-                ? EvictionPolicy.attentionScore(1, 1, 0.9) : EvictionPolicy.lru();
-        KvCacheManager.Builder builder = KvCacheManager.builder(layout).modelId(modelId).evictionPolicy(policy)
-                .prefetchLookaheadBlocks(window);
-        tiers.forEach(builder::tier);
-        String first = "tiers     ";
-        for (Tier t : tiers) {
-            out.printf(Locale.ROOT, "%s%-7s %9s = %4d blocks  %s%n", first, t.name(),
-                    ByteSize.format(t.slotCount() * t.slotBytes()), t.slotCount(), t.backing());
-            first = "          ";
-        }
-        out.printf(Locale.ROOT, "decode    %s eviction; attention on %s over windows of %d blocks, the next window prefetched%n",
-                o.policy.name().toLowerCase(Locale.ROOT), backend.name(), window);
-        out.printf(Locale.ROOT, "sampling  %s%n", o.temperature == 0 ? "greedy" : "temperature " + o.temperature + ", seed " + o.seed);
-        out.println();
-
-        boolean ok = true;
-        List<HtmlReport.Row> rows = new ArrayList<>();
-        DecodeResult resumed = null;
-        long resumedDiskHits = 0;
-        DecodeResult main;
-        CacheStats mainStats;
-        StepTrace trace;
-        DecodeResult followUp = null;
-        DecodeResult cold = null;
-        try (KvCacheManager cache = builder.build()) {
-            CachedDecoder decoder = new CachedDecoder(model, cache, backend, window, true,
-                    o.policy == DemoOptions.Policy.ATTENTION);
-            int[] saved = withDisk ? LastRequest.read(o.diskDir, modelId, bt) : null;
-            if (saved != null && o.followupTokens > 0) {
-                // restart reuse: the previous run's last request, sent first, finds its prefix on disk
-                resumed = decoder.run(TENANT, saved, o.followupTokens, sampler(c), StepListener.NONE);
-                resumedDiskHits = resumed.cachedBlocksPerTier().length > 2 ? resumed.cachedBlocksPerTier()[2] : 0;
-            }
-            CacheStats startStats = cache.stats();
-            trace = new StepTrace(bt, tiers.stream().map(Tier::name).toList(),
-                    tiers.stream().mapToInt(Tier::slotCount).toArray());
-            TraceRecorder recorder = new TraceRecorder(cache, trace, o.progress ? new ProgressBar(err, "decode",
-                    ProgressBar.stderrIsTerminal()) : null);
-            main = decoder.run(TENANT, o.promptIds, o.tokens, sampler(c), recorder);
-            recorder.finish();
-            mainStats = StatsTable.since(cache.stats(), startStats);
-
-            if (o.followupTokens > 0 && main.stream().length > bt) {
-                int[] stream = main.stream();
-                int shared = Math.max(bt, (stream.length * 3 / 4) / bt * bt);
-                int[] prompt = Arrays.copyOf(stream, shared + 1);
-                // a different next token than the decode took, so the follow-up diverges from it
-                prompt[shared] = (stream[shared] + 1) % c.vocabSize();
-                followUp = decoder.run(TENANT, prompt, o.followupTokens, sampler(c), StepListener.NONE);
-                // a salt no run used before, so that nothing, not even a disk tier's blocks, is shared
-                byte[] coldTenant = ("demo-cold-run-" + java.util.UUID.randomUUID()).getBytes(StandardCharsets.UTF_8);
-                cold = decoder.run(coldTenant, prompt, o.followupTokens, sampler(c), StepListener.NONE);
+        // the backend holds device buffers and a loaded module on a GPU: released however the run ends
+        try (AttentionBackend backend = device.backend(c)) {
+            List<Tier> tiers = new ArrayList<>();
+            try {
+                tiers.add(device.deviceTier(layout, budgets.deviceBlocks()));
+                tiers.add(device.hostTier(layout, budgets.hostBlocks()));
                 if (withDisk) {
-                    try {
-                        LastRequest.write(o.diskDir, modelId, bt, prompt);
-                    } catch (IOException e) {
-                        err.println("warning: cannot save the request for restart reuse in " + o.diskDir + ": " + e);
+                    tiers.add(DiskTierFactory.open(o.diskDir, layout, modelId, budgets.diskBlocks() * layout.blockBytes()));
+                }
+            } catch (OutOfMemoryError e) {
+                tiers.forEach(Tier::close);
+                throw new UsageException("cannot allocate the tiers' memory (" + e.getMessage()
+                        + "); use a smaller --device-budget or --host-budget");
+            } catch (UsageException | RuntimeException e) {
+                tiers.forEach(Tier::close);
+                throw e;
+            }
+            int window = CachedDecoder.windowBlocks(budgets.deviceBlocks());
+            EvictionPolicy policy = o.policy == DemoOptions.Policy.ATTENTION
+                    ? EvictionPolicy.attentionScore(1, 1, 0.9) : EvictionPolicy.lru();
+            KvCacheManager.Builder builder = KvCacheManager.builder(layout).modelId(modelId).evictionPolicy(policy)
+                    .prefetchLookaheadBlocks(window);
+            tiers.forEach(builder::tier);
+            TransferEngine engine = device.engine();
+            if (engine != null) {
+                builder.transferEngine(engine);
+            }
+            String first = "tiers     ";
+            for (Tier t : tiers) {
+                out.printf(Locale.ROOT, "%s%-7s %9s = %4d blocks  %s%n", first, t.name(),
+                        ByteSize.format(t.slotCount() * t.slotBytes()), t.slotCount(), t.backing());
+                first = "          ";
+            }
+            out.printf(Locale.ROOT, "decode    %s eviction; attention on %s over windows of %d blocks, the next window prefetched%n",
+                    o.policy.name().toLowerCase(Locale.ROOT), backend.name(), window);
+            out.printf(Locale.ROOT, "sampling  %s%n", o.temperature == 0 ? "greedy" : "temperature " + o.temperature + ", seed " + o.seed);
+            out.println();
+
+            boolean ok = true;
+            List<HtmlReport.Row> rows = new ArrayList<>();
+            DecodeResult resumed = null;
+            long resumedDiskHits = 0;
+            DecodeResult main;
+            CacheStats mainStats;
+            StepTrace trace;
+            DecodeResult followUp = null;
+            DecodeResult cold = null;
+            try (KvCacheManager cache = builder.build()) {
+                CachedDecoder decoder = new CachedDecoder(model, cache, backend, window, true,
+                        o.policy == DemoOptions.Policy.ATTENTION);
+                int[] saved = withDisk ? LastRequest.read(o.diskDir, modelId, bt) : null;
+                if (saved != null && o.followupTokens > 0) {
+                    // restart reuse: the previous run's last request, sent first, finds its prefix on disk
+                    resumed = decoder.run(TENANT, saved, o.followupTokens, sampler(c), StepListener.NONE);
+                    resumedDiskHits = resumed.cachedBlocksPerTier().length > 2 ? resumed.cachedBlocksPerTier()[2] : 0;
+                }
+                CacheStats startStats = cache.stats();
+                trace = new StepTrace(bt, tiers.stream().map(Tier::name).toList(),
+                        tiers.stream().mapToInt(Tier::slotCount).toArray());
+                TraceRecorder recorder = new TraceRecorder(cache, trace, o.progress ? new ProgressBar(err, "decode",
+                        ProgressBar.stderrIsTerminal()) : null);
+                main = decoder.run(TENANT, o.promptIds, o.tokens, sampler(c), recorder);
+                recorder.finish();
+                mainStats = StatsTable.since(cache.stats(), startStats);
+
+                if (o.followupTokens > 0 && main.stream().length > bt) {
+                    int[] stream = main.stream();
+                    int shared = Math.max(bt, (stream.length * 3 / 4) / bt * bt);
+                    int[] prompt = Arrays.copyOf(stream, shared + 1);
+                    // a different next token than the decode took, so the follow-up diverges from it
+                    prompt[shared] = (stream[shared] + 1) % c.vocabSize();
+                    followUp = decoder.run(TENANT, prompt, o.followupTokens, sampler(c), StepListener.NONE);
+                    // a salt no run used before, so that nothing, not even a disk tier's blocks, is shared
+                    byte[] coldTenant = ("demo-cold-run-" + java.util.UUID.randomUUID()).getBytes(StandardCharsets.UTF_8);
+                    cold = decoder.run(coldTenant, prompt, o.followupTokens, sampler(c), StepListener.NONE);
+                    if (withDisk) {
+                        try {
+                            LastRequest.write(o.diskDir, modelId, bt, prompt);
+                        } catch (IOException e) {
+                            err.println("warning: cannot save the request for restart reuse in " + o.diskDir + ": " + e);
+                        }
                     }
                 }
             }
-        }
 
-        double secs = main.nanos() / 1e9;
-        out.printf(Locale.ROOT, "generated %d tokens in %.2f s: %.0f tokens/s (%d positions computed)%n",
-                main.generated().length, secs, main.computedTokens() / secs, main.computedTokens());
-        out.println("first tokens " + head(main.generated(), 24));
-        if (main.recoveries() > 0) {
-            out.printf(Locale.ROOT, "recovered     from %d lost blocks by computing their positions again%n", main.recoveries());
-        }
-        out.println();
-        StatsTable.print(out, mainStats, main.nanos());
-        rows.add(new HtmlReport.Row("tokens/s", String.format(Locale.ROOT, "%.0f (%d positions in %.2f s)",
-                main.computedTokens() / secs, main.computedTokens(), secs)));
-        rows.add(new HtmlReport.Row("bytes moved", "toward device " + ByteSize.format(mainStats.bytesPromoted())
-                + ", toward disk " + ByteSize.format(mainStats.bytesDemoted())));
-        rows.add(new HtmlReport.Row("waited on residency", String.format(Locale.ROOT, "%.3f s", mainStats.waitNanos() / 1e9)));
-        rows.add(new HtmlReport.Row("prefetches in time", StatsTable.prefetchLine(mainStats)));
-        for (int i = 0; i < mainStats.tiers().size(); i++) {
-            TierStats t = mainStats.tiers().get(i);
-            rows.add(new HtmlReport.Row("tier " + t.name(), t.slotCount() + " blocks, " + t.backing() + "; hits "
-                    + StatsTable.hits(mainStats, i) + ", misses " + StatsTable.misses(mainStats, i) + ", lost "
-                    + t.misses() + ", promoted out " + t.promotedOut() + ", demoted in " + t.demotedIn()));
-        }
+            double secs = main.nanos() / 1e9;
+            out.printf(Locale.ROOT, "generated %d tokens in %.2f s: %.0f tokens/s (%d positions computed)%n",
+                    main.generated().length, secs, main.computedTokens() / secs, main.computedTokens());
+            out.println("first tokens " + head(main.generated(), 24));
+            if (main.recoveries() > 0) {
+                out.printf(Locale.ROOT, "recovered     from %d lost blocks by computing their positions again%n", main.recoveries());
+            }
+            out.println();
+            StatsTable.print(out, mainStats, main.nanos());
+            rows.add(new HtmlReport.Row("tokens/s", String.format(Locale.ROOT, "%.0f (%d positions in %.2f s)",
+                    main.computedTokens() / secs, main.computedTokens(), secs)));
+            rows.add(new HtmlReport.Row("bytes moved", "toward device " + ByteSize.format(mainStats.bytesPromoted())
+                    + ", toward disk " + ByteSize.format(mainStats.bytesDemoted())));
+            rows.add(new HtmlReport.Row("waited on residency", String.format(Locale.ROOT, "%.3f s", mainStats.waitNanos() / 1e9)));
+            rows.add(new HtmlReport.Row("prefetches in time", StatsTable.prefetchLine(mainStats)));
+            for (int i = 0; i < mainStats.tiers().size(); i++) {
+                TierStats t = mainStats.tiers().get(i);
+                rows.add(new HtmlReport.Row("tier " + t.name(), t.slotCount() + " blocks, " + t.backing() + "; hits "
+                        + StatsTable.hits(mainStats, i) + ", misses " + StatsTable.misses(mainStats, i) + ", lost "
+                        + t.misses() + ", promoted out " + t.promotedOut() + ", demoted in " + t.demotedIn()));
+            }
 
-        if (resumed != null) {
-            out.printf(Locale.ROOT, "restart reuse the previous run's last request (%d-token prompt), sent first, found %d tokens%n",
-                    resumed.prompt().length, resumed.cachedTokens());
-            out.printf(Locale.ROOT, "              cached (%d blocks from disk) and computed only %d positions%s%n",
-                    resumedDiskHits, resumed.computedTokens(), resumed.recoveries() == 0 ? ""
-                            : " (" + resumed.recoveries() + " blocks failed their checksum and were recomputed)");
-            rows.add(new HtmlReport.Row("restart reuse", resumed.cachedTokens() + " of " + resumed.prompt().length
-                    + " prompt tokens found cached at start, " + resumedDiskHits + " blocks from disk"));
-        } else if (withDisk) {
-            out.println("restart reuse run again with the same --disk-dir: the next run sends this run's last request first");
-        }
-        if (followUp != null) {
-            String diff = followUp.firstDifference(cold);
-            out.printf(Locale.ROOT, "prefix reuse  a follow-up request (%d-token prompt: the decode's first %d tokens + 1 new)%n",
-                    followUp.prompt().length, followUp.prompt().length - 1);
-            out.printf(Locale.ROOT, "              found %d tokens cached and did not recompute them; computed %d positions%n",
-                    followUp.cachedTokens(), followUp.computedTokens());
-            out.printf(Locale.ROOT, "              a cold run of it (other tenant, %d cached, %d computed) gives %s%n",
-                    cold.cachedTokens(), cold.computedTokens(), diff == null ? "the same tokens and logits: yes" : "DIFFERENT output: " + diff);
-            ok &= diff == null && followUp.cachedTokens() > 0;
-            rows.add(new HtmlReport.Row("prefix reuse", followUp.cachedTokens() + " of " + followUp.prompt().length
-                    + " prompt tokens not recomputed; equals a cold run: " + (diff == null ? "yes" : "NO, " + diff)));
-            if (resumed != null && Arrays.equals(resumed.prompt(), cold.prompt())) {
-                String rdiff = resumed.firstDifference(cold);
-                out.printf(Locale.ROOT, "restart reuse the request resumed from disk equals the cold run: %s%n",
-                        rdiff == null ? "yes" : "NO, " + rdiff);
-                ok &= rdiff == null;
+            if (resumed != null) {
+                out.printf(Locale.ROOT, "restart reuse the previous run's last request (%d-token prompt), sent first, found %d tokens%n",
+                        resumed.prompt().length, resumed.cachedTokens());
+                out.printf(Locale.ROOT, "              cached (%d blocks from disk) and computed only %d positions%s%n",
+                        resumedDiskHits, resumed.computedTokens(), resumed.recoveries() == 0 ? ""
+                                : " (" + resumed.recoveries() + " blocks failed their checksum and were recomputed)");
+                rows.add(new HtmlReport.Row("restart reuse", resumed.cachedTokens() + " of " + resumed.prompt().length
+                        + " prompt tokens found cached at start, " + resumedDiskHits + " blocks from disk"));
+            } else if (withDisk) {
+                out.println("restart reuse run again with the same --disk-dir: the next run sends this run's last request first");
             }
-        }
+            if (followUp != null) {
+                String diff = followUp.firstDifference(cold);
+                out.printf(Locale.ROOT, "prefix reuse  a follow-up request (%d-token prompt: the decode's first %d tokens + 1 new)%n",
+                        followUp.prompt().length, followUp.prompt().length - 1);
+                out.printf(Locale.ROOT, "              found %d tokens cached and did not recompute them; computed %d positions%n",
+                        followUp.cachedTokens(), followUp.computedTokens());
+                out.printf(Locale.ROOT, "              a cold run of it (other tenant, %d cached, %d computed) gives %s%n",
+                        cold.cachedTokens(), cold.computedTokens(), diff == null ? "the same tokens and logits: yes" : "DIFFERENT output: " + diff);
+                ok &= diff == null && followUp.cachedTokens() > 0;
+                rows.add(new HtmlReport.Row("prefix reuse", followUp.cachedTokens() + " of " + followUp.prompt().length
+                        + " prompt tokens not recomputed; equals a cold run: " + (diff == null ? "yes" : "NO, " + diff)));
+                if (resumed != null && Arrays.equals(resumed.prompt(), cold.prompt())) {
+                    String rdiff = resumed.firstDifference(cold);
+                    out.printf(Locale.ROOT, "restart reuse the request resumed from disk equals the cold run: %s%n",
+                            rdiff == null ? "yes" : "NO, " + rdiff);
+                    ok &= rdiff == null;
+                }
+            }
 
-        if (o.verify) {
-            DecodeResult reference = verify(model, layout, modelId, finalBlocks, backend);
-            String diff = main.firstDifference(reference);
-            out.printf(Locale.ROOT, "verification  the same decode with an unlimited device budget (%d blocks): %s%n",
-                    finalBlocks + 1, diff == null ? "every token and logit identical: yes" : "DIFFERENT: " + diff);
-            ok &= diff == null;
-            rows.add(new HtmlReport.Row("verification", diff == null
-                    ? "identical tokens and logits with an unlimited device budget" : "DIFFERENT: " + diff));
-        }
+            if (o.verify) {
+                DecodeResult reference = verify(model, layout, modelId, finalBlocks, device, backend);
+                String diff = main.firstDifference(reference);
+                out.printf(Locale.ROOT, "verification  the same decode with an unlimited device budget (%d blocks): %s%n",
+                        finalBlocks + 1, diff == null ? "every token and logit identical: yes" : "DIFFERENT: " + diff);
+                ok &= diff == null;
+                rows.add(new HtmlReport.Row("verification", diff == null
+                        ? "identical tokens and logits with an unlimited device budget" : "DIFFERENT: " + diff));
+            }
 
-        if (o.emitTokens != null) {
-            StringBuilder sb = new StringBuilder();
-            for (int t : main.generated()) {
-                sb.append(t).append('\n');
+            if (o.emitTokens != null) {
+                StringBuilder sb = new StringBuilder();
+                for (int t : main.generated()) {
+                    sb.append(t).append('\n');
+                }
+                try {
+                    Files.writeString(o.emitTokens, sb);
+                } catch (IOException | RuntimeException e) {
+                    throw new UsageException("cannot write --emit-tokens " + o.emitTokens + ": " + e);
+                }
+                out.println("tokens        written to " + o.emitTokens);
             }
-            try {
-                Files.writeString(o.emitTokens, sb);
-            } catch (IOException | RuntimeException e) {
-                throw new UsageException("cannot write --emit-tokens " + o.emitTokens + ": " + e);
+            if (o.report != null) {
+                String subtitle = String.format(Locale.ROOT, "%s; %d tokens; device %s, host %s%s; %s eviction",
+                        cp.name(), finalTokens, ByteSize.format(budgets.deviceBlocks() * layout.blockBytes()),
+                        ByteSize.format(budgets.hostBlocks() * layout.blockBytes()),
+                        withDisk ? ", disk " + ByteSize.format(budgets.diskBlocks() * layout.blockBytes()) : "",
+                        o.policy.name().toLowerCase(Locale.ROOT));
+                try {
+                    HtmlReport.write(o.report, "LongContextDemo report", subtitle, rows, trace);
+                } catch (IOException | RuntimeException e) {
+                    throw new UsageException("cannot write --report " + o.report + ": " + e);
+                }
+                out.println("report        written to " + o.report);
             }
-            out.println("tokens        written to " + o.emitTokens);
-        }
-        if (o.report != null) {
-            String subtitle = String.format(Locale.ROOT, "%s; %d tokens; device %s, host %s%s; %s eviction",
-                    cp.name(), finalTokens, ByteSize.format(budgets.deviceBlocks() * layout.blockBytes()),
-                    ByteSize.format(budgets.hostBlocks() * layout.blockBytes()),
-                    withDisk ? ", disk " + ByteSize.format(budgets.diskBlocks() * layout.blockBytes()) : "",
-                    o.policy.name().toLowerCase(Locale.ROOT));
-            try {
-                HtmlReport.write(o.report, "LongContextDemo report", subtitle, rows, trace);
-            } catch (IOException | RuntimeException e) {
-                throw new UsageException("cannot write --report " + o.report + ": " + e);
+            if (!ok) {
+                out.println("FAILED: a check above did not hold");
             }
-            out.println("report        written to " + o.report);
+            return ok ? 0 : 1;
         }
-        if (!ok) {
-            out.println("FAILED: a check above did not hold");
-        }
-        return ok ? 0 : 1;
     }
 
     private Sampler sampler(LlamaConfig c) {
         return new Sampler(c.vocabSize(), o.temperature, o.seed);
     }
 
-    /**
-     * The attention arithmetic for a device. The simulated device tier is host memory, read by the
-     * CPU backend; a CUDA device tier needs a backend running a paged attention kernel over the
-     * handle's block table, which plugs in here.
-     */
-    private static AttentionBackend backendFor(DemoOptions.Device device) throws UsageException {
-        return switch (device) {
-            case AUTO, SIMULATED -> new CpuAttentionBackend();
-            case CUDA -> throw new UsageException("--device cuda: the CUDA device tier and paged attention kernel "
-                    + "are not in this build; use --device simulated");
-        };
-    }
 
 
     private DecodeResult verify(LlamaModel model, KvLayout layout, String modelId, int finalBlocks,
-                                AttentionBackend backend) {
+                                DeviceSetup device, AttentionBackend backend) {
         int slots = finalBlocks + 1;
         try (KvCacheManager unlimited = KvCacheManager.builder(layout).modelId(modelId)
-                .tier(new SimulatedDeviceTier("device", layout, slots * layout.blockBytes())).build()) {
+                .tier(device.deviceTier(layout, slots)).build()) {
             CachedDecoder d = new CachedDecoder(model, unlimited, backend, slots, false, false);
             ProgressBar bar = o.progress ? new ProgressBar(err, "verify", ProgressBar.stderrIsTerminal()) : null;
             StepListener l = bar == null ? StepListener.NONE : (pos, done, total, nanos) -> {

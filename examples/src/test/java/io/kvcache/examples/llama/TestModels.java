@@ -21,9 +21,15 @@ public final class TestModels {
         return p;
     }
 
-    /** @return {@code ../shared/models/stories260K.bin} relative to the repository root; the test is skipped when absent */
+    /**
+     * @return {@code ../shared/models/stories260K.bin} relative to the repository root, or in the
+     *     directory named by the system property {@code kvcache.test.models} (the GPU bundle's
+     *     models/); the test is skipped when absent
+     */
     public static Path stories260K() {
-        Path model = repoRoot().resolve("../shared/models/stories260K.bin").normalize();
+        String dir = System.getProperty("kvcache.test.models");
+        Path model = dir != null ? Path.of(dir, "stories260K.bin")
+                : repoRoot().resolve("../shared/models/stories260K.bin").normalize();
         assumeTrue(Files.isRegularFile(model), "test model absent: " + model);
         return model;
     }

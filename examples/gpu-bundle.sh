@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Builds a self-contained bundle of the LongContextDemo for a GPU host without a JDK: a jlink'd
+# Java 25 runtime, the demo jar, the examples' test classes and the JUnit console launcher (for the
+# tests tagged gpu), packed as an xz-compressed tar.
+#
+#   examples/gpu-bundle.sh [output-dir] [model.bin ...]   -> output-dir/long-context-demo-gpu.tar.xz
+#
+# Model files given after the output directory are copied into the bundle's models/ (they are
+# test inputs, never part of the repository). On the GPU host:
+#   tar -xJf long-context-demo-gpu.tar.xz -C /tmp && cd /tmp/long-context-demo-gpu
+#   ./demo.sh --device cuda                          # the demo, with any of its options
+#   ./gpu-tests.sh                                   # the examples' tests tagged gpu
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+out=${1:-$root/examples/target}
+shift || true
+JAVA_HOME=${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}
+export JAVA_HOME
+console_version=1.14.1
+work=$root/examples/target/gpu-bundle
+b=$work/long-context-demo-gpu
+rm -rf "$work"
+mkdir -p "$b/models" "$out"
+
+echo "== building the demo jar"
+# the demo jar carries the project and its dependencies; the console launcher carries JUnit
+mvn -B -q -pl examples -am package -DskipTests
+cp examples/target/long-context-demo.jar "$b/"
+cp -r examples/target/test-classes "$b/test-classes"
+mvn -B -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:$console_version \
+    -DoutputDirectory="$b"
+for m in "$@"; do
+  cp "$m" "$b/models/"
+done
+
+echo "== jlink runtime"
+modules=$("$JAVA_HOME/bin/jdeps" --multi-release 25 --ignore-missing-deps --print-module-deps \
+    "$b/long-context-demo.jar" 2>/dev/null | grep -v '^Warning' | tail -1)
+# Chronicle Map (the disk tier's index) compiles code at run time and looks up names
+modules="$modules,jdk.compiler,java.compiler,java.naming,java.xml,jdk.zipfs,java.desktop"
+echo "modules: $modules"
+"$JAVA_HOME/bin/jlink" --add-modules "$modules" --strip-debug --no-header-files --no-man-pages \
+    --output "$b/runtime"
+
+cat > "$b/demo.sh" <<'RUN'
+#!/usr/bin/env bash
+# Runs the demo with the bundled runtime; arguments go to the demo.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+exec "$here/runtime/bin/java" --sun-misc-unsafe-memory-access=allow -jar "$here/long-context-demo.jar" "$@"
+RUN
+cat > "$b/gpu-tests.sh" <<'RUN'
+#!/usr/bin/env bash
+# Runs the examples' tests tagged gpu with the bundled runtime (models/ holds the test models).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cp="$here/long-context-demo.jar:$here/test-classes"
+exec "$here/runtime/bin/java" --enable-native-access=ALL-UNNAMED -Dkvcache.test.models="$here/models" \
+  -jar "$here"/junit-platform-console-standalone-*.jar execute --class-path "$cp" \
+  --scan-class-path "$here/test-classes" --include-tag gpu --details=tree --disable-banner "$@"
+RUN
+chmod +x "$b"/*.sh
+tar -C "$work" -cJf "$out/long-context-demo-gpu.tar.xz" long-context-demo-gpu
+du -sh "$b" "$b/runtime"
+ls -l "$out/long-context-demo-gpu.tar.xz"
