@@ -57,6 +57,13 @@ public interface LibC extends Library {
 
     int ftruncate(int fd, long length) throws LastErrorException;
 
+    /**
+     * Reserves disk blocks for a byte range of a file, extending it.
+     *
+     * @return 0, or the error number (ENOSPC = 28 when the disk is full); errno is not set
+     */
+    int posix_fallocate(int fd, long offset, long length);
+
     int open(String path, int flags) throws LastErrorException;
 
     int close(int fd) throws LastErrorException;
@@ -64,6 +71,9 @@ public interface LibC extends Library {
     int ioctl(int fd, long request, Pointer arg) throws LastErrorException;
 
     long sysconf(int name);
+
+    /** @return the effective user id of this process */
+    int geteuid();
 
     /** {@code struct rlimit}. */
     @Structure.FieldOrder({"rlim_cur", "rlim_max"})
