@@ -63,6 +63,7 @@ final class FileDiskIo implements DiskIo {
     public void load(MemorySegment map, long offset, MemorySegment dst) throws IOException {
         try {
             MemorySegment.copy(map, offset, dst, 0, dst.byteSize());
+            deliverPendingFault();
         } catch (InternalError e) {
             throw mappedFault(offset, dst.byteSize(), e);
         }
@@ -72,6 +73,7 @@ final class FileDiskIo implements DiskIo {
     public void store(MemorySegment src, MemorySegment map, long offset) throws IOException {
         try {
             MemorySegment.copy(src, 0, map, offset, src.byteSize());
+            deliverPendingFault();
         } catch (InternalError e) {
             throw mappedFault(offset, src.byteSize(), e);
         }
@@ -86,6 +88,17 @@ final class FileDiskIo implements DiskIo {
         } catch (InternalError e) {
             throw mappedFault(offset, length, e);
         }
+    }
+
+    /**
+     * The JVM reports a SIGBUS in a copy from or to a mapped page (file truncated underneath,
+     * device error) as an asynchronous InternalError, thrown at the thread's next safepoint
+     * check, which after inlining may lie in a caller, outside any try here. Returning from a
+     * native method always passes such a check, so this cheap native call makes the error
+     * surface here, where it is turned into an IOException.
+     */
+    private static void deliverPendingFault() {
+        Runtime.getRuntime().freeMemory();
     }
 
     private static IOException mappedFault(long offset, long length, InternalError e) {

@@ -91,7 +91,7 @@ public final class MappedFileTier implements PersistentTier {
     private static final byte RETIRED = 4;
     private static final byte OWNED_RETIRED = 5;
 
-    private static final long PREALLOCATE_CHUNK = 256L << 20;
+    private static final long DEFAULT_PREALLOCATE_CHUNK = 256L << 20;
     private static final int CRC_CHUNK = 1 << 20;
     private static final int FILE_CHECK_EVERY = 64;
 
@@ -104,6 +104,7 @@ public final class MappedFileTier implements PersistentTier {
     private final long dataOffset;
     private final long fileLength;
     private final DiskIo io;
+    private final long preallocateChunk;
     private final CacheDirectory directory;
     private final Path dataFile;
     private final Path indexFile;
@@ -138,7 +139,7 @@ public final class MappedFileTier implements PersistentTier {
     private volatile boolean failed;
     private volatile boolean closed;
     private boolean truncationReported;
-    private int publishesSinceFileCheck;
+    private int opsSinceFileCheck;
 
     private final long recoveredBlocks;
     private long droppedAtOpen;
@@ -167,6 +168,7 @@ public final class MappedFileTier implements PersistentTier {
         private String modelId;
         private String name = "disk";
         private DiskIo io = FileDiskIo.INSTANCE;
+        private long preallocateChunk = DEFAULT_PREALLOCATE_CHUNK;
 
         private Builder(KvLayout layout) {
             this.layout = Objects.requireNonNull(layout, "layout");
@@ -204,6 +206,12 @@ public final class MappedFileTier implements PersistentTier {
         /** @param name the tier's name in logs and stats; default "disk" */
         public Builder name(String name) {
             this.name = Objects.requireNonNull(name, "name");
+            return this;
+        }
+
+        /** Bytes reserved per preallocation call; a full disk keeps the chunks reserved before it. */
+        Builder preallocateChunk(long bytes) {
+            this.preallocateChunk = bytes;
             return this;
         }
 
@@ -257,6 +265,7 @@ public final class MappedFileTier implements PersistentTier {
         this.layout = b.layout;
         this.modelId = b.modelId;
         this.io = b.io;
+        this.preallocateChunk = b.preallocateChunk;
         this.slotBytes = layout.blockBytes();
         this.slotStride = slotStride(slotBytes);
         this.slotCount = slots;
@@ -423,7 +432,7 @@ public final class MappedFileTier implements PersistentTier {
     private long preallocate() throws IOException {
         long done = 0;
         while (done < fileLength) {
-            long n = Math.min(PREALLOCATE_CHUNK, fileLength - done);
+            long n = Math.min(preallocateChunk, fileLength - done);
             try {
                 io.preallocate(dataFile, done, n);
             } catch (IOException e) {
@@ -942,6 +951,7 @@ public final class MappedFileTier implements PersistentTier {
             checkOpen();
             lookups.increment();
             sketch.increment(key);
+            maybeCheckFile();
             if (failed) {
                 return -1;
             }
@@ -1065,10 +1075,7 @@ public final class MappedFileTier implements PersistentTier {
             }
             adoptOrphans(slot);
             publishes.increment();
-            if (++publishesSinceFileCheck >= FILE_CHECK_EVERY) {
-                publishesSinceFileCheck = 0;
-                checkFile();
-            }
+            maybeCheckFile();
         } finally {
             lock.unlock();
         }
@@ -1340,24 +1347,43 @@ public final class MappedFileTier implements PersistentTier {
         retiredSlots.increment();
     }
 
+    /** A stat call every {@value #FILE_CHECK_EVERY} lookups and publishes, not one per block. */
+    private void maybeCheckFile() {
+        if (++opsSinceFileCheck >= FILE_CHECK_EVERY) {
+            opsSinceFileCheck = 0;
+            checkFile();
+        }
+    }
+
     /** Detects the data file deleted, replaced or truncated underneath. */
     private void checkFile() {
         if (fileLost || closed) {
             return;
         }
-        long size;
+        Object fileKey;
         try {
-            Object fileKey = Files.readAttributes(dataFile, BasicFileAttributes.class).fileKey();
-            if (!Objects.equals(fileKey, dataFileKey)) {
-                throw new NoSuchFileException(dataFile.toString());
-            }
-            size = io.size(channel);
+            fileKey = Files.readAttributes(dataFile, BasicFileAttributes.class).fileKey();
+        } catch (NoSuchFileException e) {
+            fileKey = null;
         } catch (IOException e) {
+            ioErrors.increment();
+            LOG.log(Level.WARNING, "disk tier ''{0}'': cannot stat {1}: {2}", name, dataFile, e.toString());
+            return;
+        }
+        if (!Objects.equals(fileKey, dataFileKey)) {
             fileLost = true;
             failed = true;
             ioErrors.increment();
-            LOG.log(Level.ERROR, "disk tier ''{0}'': data file {1} was deleted or replaced underneath ({2}): the tier "
-                    + "stops storing and serving blocks", name, dataFile, e.toString());
+            LOG.log(Level.ERROR, "disk tier ''{0}'': data file {1} was deleted or replaced underneath: the tier stops "
+                    + "storing and serving blocks", name, dataFile);
+            return;
+        }
+        long size;
+        try {
+            size = io.size(channel);
+        } catch (IOException e) {
+            ioErrors.increment();
+            LOG.log(Level.WARNING, "disk tier ''{0}'': cannot read the size of {1}: {2}", name, dataFile, e.toString());
             return;
         }
         if (size >= fileLength) {
