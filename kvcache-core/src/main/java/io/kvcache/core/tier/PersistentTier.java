@@ -60,4 +60,10 @@ public interface PersistentTier extends Tier {
      * @return true when the bytes verify or the slot was never published
      */
     boolean verify(int slot);
+
+    /**
+     * Forgets the key published for a slot the caller keeps (the manager is about to reuse the
+     * slot for other bytes), so that neither a lookup nor a restart can find it.
+     */
+    void unpublish(int slot);
 }

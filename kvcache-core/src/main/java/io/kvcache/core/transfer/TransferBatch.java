@@ -5,8 +5,8 @@ import java.util.List;
 import java.util.Objects;
 
 /**
- * Copies of whole blocks from slots of one tier to slots of another. Every slot appears at most
- * once on each side.
+ * Copies of whole blocks from slots of one tier to slots of another (or the same, for a
+ * copy-on-write). Every slot appears at most once on each side.
  *
  * @param source      tier read from
  * @param destination tier written to
@@ -17,9 +17,6 @@ public record TransferBatch(Tier source, Tier destination, List<BlockMove> moves
         Objects.requireNonNull(source, "source");
         Objects.requireNonNull(destination, "destination");
         moves = List.copyOf(moves);
-        if (source == destination) {
-            throw new IllegalArgumentException("source and destination are the same tier '" + source.name() + "'");
-        }
         if (source.slotBytes() != destination.slotBytes()) {
             throw new IllegalArgumentException("slot sizes differ: " + source.name() + " " + source.slotBytes()
                     + " bytes, " + destination.name() + " " + destination.slotBytes() + " bytes");

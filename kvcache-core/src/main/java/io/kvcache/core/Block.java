@@ -1,0 +1,43 @@
+package io.kvcache.core;
+
+import io.kvcache.core.block.BlockKey;
+import java.util.concurrent.CompletableFuture;
+
+/**
+ * A block's metadata. Guarded by the manager's lock. Its id is stable for its life; its
+ * residency (tier, slot) changes as it moves.
+ */
+final class Block {
+    static final CompletableFuture<Void> DONE = CompletableFuture.completedFuture(null);
+
+    final long id;
+    /** Content key once sealed (full and written) and registered for sharing; null while private. */
+    BlockKey key;
+    /** Sequences referencing this block. */
+    int refCount;
+    /** Open residency handles and reads holding this block in place. */
+    int pins;
+    /** Tier index, or -1 while the block has no bytes anywhere yet. */
+    int tier = -1;
+    int slot = -1;
+    /** Completes when the bytes in (tier, slot) are in place; exceptionally if they are lost. */
+    CompletableFuture<Void> dataReady = DONE;
+    /** Block whose bytes this one copies on materialization (copy-on-write); null otherwise. */
+    Block cowFrom;
+    /** Set when the bytes could not be served; the block stays a reported miss. */
+    boolean lost;
+    /** Plan that last moved this block, so one plan never moves a block twice. */
+    long planId = -1;
+
+    Block(long id) {
+        this.id = id;
+    }
+
+    boolean materialized() {
+        return tier >= 0;
+    }
+
+    boolean cachedOnly() {
+        return refCount == 0 && key != null;
+    }
+}

@@ -1,0 +1,2 @@
+/** Eviction policies: which unpinned block leaves a full tier (LRU, attention score). */
+package io.kvcache.core.policy;

@@ -1,0 +1,2 @@
+/** Counters of the cache and its tiers, as immutable snapshots. */
+package io.kvcache.core.stats;

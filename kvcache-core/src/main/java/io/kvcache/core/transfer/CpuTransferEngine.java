@@ -1,0 +1,161 @@
+package io.kvcache.core.transfer;
+
+import io.kvcache.core.tier.Tier;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.List;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * Copies blocks with worker threads fed from one bounded queue (not a thread per copy). A batch
+ * is split into at most one chunk per worker. Works between any two tiers: host-accessible
+ * tiers are copied directly, others through their {@link Tier#read}/{@link Tier#write}.
+ *
+ * <p>Thread safety: {@link #submit} may be called from any thread other than this engine's
+ * workers; it blocks while the queue is full.
+ */
+public final class CpuTransferEngine implements TransferEngine {
+    private record Chunk(TransferBatch batch, List<BlockMove> moves, CompletableFuture<Void> done,
+                         AtomicInteger remaining) {
+    }
+
+    private static final Chunk POISON = new Chunk(null, List.of(), null, null);
+
+    private final BlockingQueue<Chunk> queue;
+    private final Thread[] workers;
+    private volatile boolean closed;
+
+    /**
+     * @param threads       worker threads, at least 1
+     * @param queueCapacity chunks that may wait, at least 1
+     */
+    public CpuTransferEngine(int threads, int queueCapacity) {
+        if (threads <= 0) {
+            throw new IllegalArgumentException("threads must be positive, was " + threads);
+        }
+        if (queueCapacity <= 0) {
+            throw new IllegalArgumentException("queueCapacity must be positive, was " + queueCapacity);
+        }
+        this.queue = new ArrayBlockingQueue<>(queueCapacity);
+        this.workers = new Thread[threads];
+        for (int i = 0; i < threads; i++) {
+            workers[i] = Thread.ofPlatform().daemon().name("kvcache-cpu-copy-" + i).start(this::work);
+        }
+    }
+
+    /** @return an engine with two workers and room for 256 waiting chunks */
+    public static CpuTransferEngine withDefaults() {
+        return new CpuTransferEngine(2, 256);
+    }
+
+    @Override
+    public boolean supports(Tier source, Tier destination) {
+        return true;
+    }
+
+    @Override
+    public TransferHandle submit(TransferBatch batch) {
+        if (closed) {
+            throw new IllegalStateException("transfer engine is closed");
+        }
+        CompletableFuture<Void> done = new CompletableFuture<>();
+        List<BlockMove> moves = batch.moves();
+        int chunks = Math.max(1, Math.min(workers.length, moves.size()));
+        AtomicInteger remaining = new AtomicInteger(chunks);
+        int per = (moves.size() + chunks - 1) / Math.max(1, chunks);
+        try {
+            for (int c = 0; c < chunks; c++) {
+                int from = Math.min(moves.size(), c * per);
+                int to = Math.min(moves.size(), from + per);
+                queue.put(new Chunk(batch, moves.subList(from, to), done, remaining));
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            done.completeExceptionally(e);
+        }
+        long bytes = batch.bytes();
+        return new TransferHandle() {
+            @Override
+            public CompletableFuture<Void> completion() {
+                return done;
+            }
+
+            @Override
+            public long bytes() {
+                return bytes;
+            }
+        };
+    }
+
+    private void work() {
+        MemorySegment bounce = null;
+        try (Arena arena = Arena.ofConfined()) {
+            while (true) {
+                Chunk chunk;
+                try {
+                    chunk = queue.take();
+                } catch (InterruptedException e) {
+                    return;
+                }
+                if (chunk == POISON) {
+                    return;
+                }
+                try {
+                    Tier src = chunk.batch.source();
+                    Tier dst = chunk.batch.destination();
+                    if (!src.hostAccessible() && !dst.hostAccessible() && bounce == null) {
+                        bounce = arena.allocate(src.slotBytes(), 4096);
+                    }
+                    for (BlockMove m : chunk.moves) {
+                        copy(src, m.srcSlot(), dst, m.dstSlot(), bounce);
+                    }
+                    if (chunk.remaining.decrementAndGet() == 0) {
+                        chunk.done.complete(null);
+                    }
+                } catch (Throwable t) {
+                    chunk.done.completeExceptionally(t);
+                }
+            }
+        }
+    }
+
+    private static void copy(Tier src, int srcSlot, Tier dst, int dstSlot, MemorySegment bounce) {
+        if (src.hostAccessible() && dst.hostAccessible()) {
+            MemorySegment.copy(src.view(srcSlot), 0, dst.view(dstSlot), 0, src.slotBytes());
+        } else if (src.hostAccessible()) {
+            dst.write(dstSlot, 0, src.view(srcSlot));
+        } else if (dst.hostAccessible()) {
+            src.read(srcSlot, 0, dst.view(dstSlot));
+        } else {
+            src.read(srcSlot, 0, bounce);
+            dst.write(dstSlot, 0, bounce);
+        }
+    }
+
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        for (int i = 0; i < workers.length; i++) {
+            try {
+                queue.put(POISON);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+        }
+        for (Thread w : workers) {
+            try {
+                w.join();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+        }
+    }
+}

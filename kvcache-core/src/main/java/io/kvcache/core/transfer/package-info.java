@@ -1,0 +1,2 @@
+/** The transfer SPI: batched block copies between tiers with completion handles, and a CPU engine. */
+package io.kvcache.core.transfer;

@@ -1,0 +1,150 @@
+package io.kvcache.core.tier;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.kvcache.core.layout.DType;
+import io.kvcache.core.layout.KvLayout;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.HashSet;
+import java.util.Random;
+import java.util.Set;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The contract every {@link Tier} implementation passes: a subclass per implementation
+ * supplies the tier. Data is random, never zeros, and compared byte for byte.
+ */
+public abstract class TierContractTest {
+    /** 2 layers, 2 KV heads, head dim 16, fp16, 8 tokens per block: 2 KiB blocks. */
+    protected static final KvLayout LAYOUT = new KvLayout(2, 2, 16, DType.FP16, 8);
+    /** Slots every tier under test holds. */
+    protected static final int SLOTS = 6;
+
+    protected Tier tier;
+    private Arena arena;
+
+    /** @return a new tier of exactly {@link #SLOTS} slots of {@code LAYOUT.blockBytes()} bytes */
+    protected abstract Tier createTier(KvLayout layout, long capacityBytes) throws Exception;
+
+    @BeforeEach
+    void open() throws Exception {
+        tier = createTier(LAYOUT, SLOTS * LAYOUT.blockBytes());
+        arena = Arena.ofConfined();
+    }
+
+    @AfterEach
+    void closeTier() {
+        tier.close();
+        arena.close();
+    }
+
+    protected MemorySegment randomBlock(long seed) {
+        MemorySegment m = arena.allocate(LAYOUT.blockBytes());
+        Random r = new Random(seed);
+        for (long i = 0; i < m.byteSize(); i++) {
+            m.set(ValueLayout.JAVA_BYTE, i, (byte) (r.nextInt(255) + 1));
+        }
+        return m;
+    }
+
+    @Test
+    void reportsItsGeometry() {
+        assertEquals(LAYOUT.blockBytes(), tier.slotBytes());
+        assertEquals(SLOTS, tier.slotCount());
+        assertEquals(SLOTS, tier.freeSlots());
+        assertTrue(!tier.backing().isBlank());
+    }
+
+    @Test
+    void storedBlockReadsBackByteIdentical() {
+        int[] slots = new int[SLOTS];
+        for (int i = 0; i < SLOTS; i++) {
+            slots[i] = tier.allocate();
+            tier.write(slots[i], 0, randomBlock(i));
+        }
+        for (int i = SLOTS - 1; i >= 0; i--) {
+            MemorySegment back = arena.allocate(LAYOUT.blockBytes());
+            tier.read(slots[i], 0, back);
+            assertArrayEquals(randomBlock(i).toArray(ValueLayout.JAVA_BYTE), back.toArray(ValueLayout.JAVA_BYTE),
+                    "slot " + slots[i]);
+        }
+    }
+
+    @Test
+    void partialWriteAtOffsetChangesOnlyThatRange() {
+        int s = tier.allocate();
+        MemorySegment base = randomBlock(1);
+        tier.write(s, 0, base);
+        MemorySegment patch = randomBlock(2).asSlice(0, 100);
+        tier.write(s, 300, patch);
+        MemorySegment back = arena.allocate(LAYOUT.blockBytes());
+        tier.read(s, 0, back);
+        byte[] expected = base.toArray(ValueLayout.JAVA_BYTE);
+        System.arraycopy(patch.toArray(ValueLayout.JAVA_BYTE), 0, expected, 300, 100);
+        assertArrayEquals(expected, back.toArray(ValueLayout.JAVA_BYTE));
+    }
+
+    @Test
+    void allocatesEachSlotOnceThenReportsFull() {
+        Set<Integer> seen = new HashSet<>();
+        for (int i = 0; i < SLOTS; i++) {
+            int s = tier.allocate();
+            assertTrue(s >= 0 && s < SLOTS, "slot " + s);
+            assertTrue(seen.add(s), "slot handed out twice: " + s);
+        }
+        assertEquals(0, tier.freeSlots());
+        assertEquals(-1, tier.allocate());
+    }
+
+    @Test
+    void freedSlotIsAllocatableAgain() {
+        for (int i = 0; i < SLOTS; i++) {
+            tier.allocate();
+        }
+        tier.free(3);
+        assertEquals(1, tier.freeSlots());
+        assertEquals(3, tier.allocate());
+    }
+
+    @Test
+    void badSlotNumbersAreRefusedByName() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> tier.free(SLOTS));
+        assertTrue(e.getMessage().contains("slot " + SLOTS), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> tier.free(-1));
+        assertThrows(IllegalArgumentException.class, () -> tier.read(SLOTS + 5, 0, arena.allocate(8)));
+        assertThrows(IllegalArgumentException.class, () -> tier.write(-2, 0, arena.allocate(8)));
+        assertEquals(SLOTS, tier.freeSlots());
+    }
+
+    @Test
+    void freeingAFreeSlotIsRefusedAndChangesNothing() {
+        int s = tier.allocate();
+        tier.free(s);
+        assertThrows(IllegalStateException.class, () -> tier.free(s));
+        assertEquals(SLOTS, tier.freeSlots());
+    }
+
+    @Test
+    void rangesPastTheSlotAreRefused() {
+        int s = tier.allocate();
+        assertThrows(IndexOutOfBoundsException.class,
+                () -> tier.write(s, LAYOUT.blockBytes() - 4, arena.allocate(8)));
+        assertThrows(IndexOutOfBoundsException.class, () -> tier.read(s, -1, arena.allocate(8)));
+    }
+
+    @Test
+    void capacityThatHoldsNoBlockIsRefused() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> createTier(LAYOUT, LAYOUT.blockBytes() - 1).close());
+        assertTrue(e.getMessage().contains("holds no block"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> createTier(LAYOUT, 0).close());
+        assertThrows(IllegalArgumentException.class, () -> createTier(LAYOUT, -4096).close());
+    }
+}

@@ -1,0 +1,223 @@
+package io.kvcache.tiers.manager;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.kvcache.core.KvCacheManager;
+import io.kvcache.core.OutOfCacheSpaceException;
+import io.kvcache.core.ResidencyHandle;
+import io.kvcache.core.Sequence;
+import io.kvcache.core.layout.DType;
+import io.kvcache.core.layout.KvLayout;
+import io.kvcache.core.policy.EvictionPolicy;
+import io.kvcache.core.stats.TierStats;
+import io.kvcache.tiers.device.SimulatedDeviceTier;
+import io.kvcache.tiers.host.MmapHostTier;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * A manager over three small tiers, the sequences and handles an engine holds on it, and the
+ * reference model the invariants compare against: the token ids of each open sequence (from
+ * which every written token's K/V is known) and where each pinned block was when pinned.
+ */
+final class CacheModel implements AutoCloseable {
+    static final KvLayout LAYOUT = new KvLayout(2, 1, 4, DType.FP32, 4);
+
+    /** A handle the engine holds, with where its blocks were when it became ready. */
+    record Held(Sequence sequence, ResidencyHandle handle, Map<Long, List<Integer>> placement) {
+    }
+
+    final KvCacheManager manager;
+    final Engine engine;
+    final List<Sequence> sequences = new ArrayList<>();
+    final Map<Sequence, int[]> expectedTokens = new HashMap<>();
+    final List<Held> held = new ArrayList<>();
+    final int[] slotCounts;
+    private final StringBuilder log = new StringBuilder();
+
+    CacheModel(boolean attention) {
+        manager = KvCacheManager.builder(LAYOUT)
+                .modelId("model-under-test")
+                .tier(new SimulatedDeviceTier(LAYOUT, 5 * LAYOUT.blockBytes()))
+                .tier(new MmapHostTier(LAYOUT, 6 * LAYOUT.blockBytes()))
+                .tier(new MmapHostTier("lower", LAYOUT, 8 * LAYOUT.blockBytes()))
+                .evictionPolicy(attention ? EvictionPolicy.attentionScore(1, 1, 0.8) : EvictionPolicy.lru())
+                .prefetchLookaheadBlocks(3)
+                .build();
+        engine = new Engine(manager);
+        slotCounts = manager.tiers().stream().mapToInt(t -> t.slotCount()).toArray();
+    }
+
+    void note(String action) {
+        log.append(action).append('\n');
+    }
+
+    /** Runs an action that may legitimately find no room; then the cache must be as it was. */
+    void tolerateNoRoom(Runnable action) {
+        try {
+            action.run();
+        } catch (OutOfCacheSpaceException e) {
+            note("  -> out of space: " + e.getMessage());
+        }
+    }
+
+    void open(byte salt, int[] prompt) {
+        Sequence s = manager.open(new byte[] {salt}, prompt);
+        sequences.add(s);
+        expectedTokens.put(s, prompt.clone());
+        assertEquals(prompt.length, s.length());
+        assertEquals(0, s.cachedTokens() % LAYOUT.blockTokens());
+        assertTrue(s.cachedTokens() < Math.max(1, prompt.length) || prompt.length == 0);
+        tolerateNoRoom(() -> engine.prefill(s));
+    }
+
+    void decode(Sequence s, int[] tokens) {
+        for (int t : tokens) {
+            s.append(t);
+            int[] e = expectedTokens.get(s);
+            int[] grown = Arrays.copyOf(e, e.length + 1);
+            grown[e.length] = t;
+            expectedTokens.put(s, grown);
+        }
+        tolerateNoRoom(() -> engine.prefill(s));
+    }
+
+    void fork(Sequence s) {
+        Sequence f = s.fork();
+        sequences.add(f);
+        expectedTokens.put(f, expectedTokens.get(s).clone());
+    }
+
+    void truncate(Sequence s, int length) {
+        s.truncate(length);
+        expectedTokens.put(s, Arrays.copyOf(expectedTokens.get(s), length));
+    }
+
+    void hold(Sequence s, int from, int to) {
+        List<KvCacheManager.BlockInfo> before = manager.blockInfos();
+        ResidencyHandle h;
+        try {
+            h = manager.ensureResident(s, from, to);
+        } catch (OutOfCacheSpaceException e) {
+            assertEquals(Set.copyOf(before), Set.copyOf(manager.blockInfos()), "a refused request changes nothing");
+            return;
+        }
+        h.await();
+        Map<Long, List<Integer>> placement = new HashMap<>();
+        Map<Long, KvCacheManager.BlockInfo> infos = byId();
+        for (int b = from; b < to; b++) {
+            KvCacheManager.BlockInfo i = infos.get(manager.blockId(s, b));
+            assertEquals(0, i.tier(), "a resident block is in the top tier");
+            placement.put(i.id(), List.of(i.tier(), i.slot()));
+        }
+        held.add(new Held(s, h, placement));
+    }
+
+    void release(int index) {
+        held.remove(index).handle().close();
+    }
+
+    void close(Sequence s) {
+        held.removeIf(h -> {
+            if (h.sequence() == s) {
+                h.handle().close();
+                return true;
+            }
+            return false;
+        });
+        s.close();
+        sequences.remove(s);
+        expectedTokens.remove(s);
+    }
+
+    Map<Long, KvCacheManager.BlockInfo> byId() {
+        Map<Long, KvCacheManager.BlockInfo> m = new HashMap<>();
+        for (KvCacheManager.BlockInfo i : manager.blockInfos()) {
+            m.put(i.id(), i);
+        }
+        return m;
+    }
+
+    /** The invariants, checked after every action. */
+    void checkInvariants() {
+        Map<Long, KvCacheManager.BlockInfo> infos = byId();
+        // no tier exceeds its capacity, and no slot holds two blocks
+        Map<Integer, Set<Integer>> used = new HashMap<>();
+        for (KvCacheManager.BlockInfo i : infos.values()) {
+            assertTrue(i.refCount() >= 0, "reference count negative: " + i);
+            assertTrue(i.pins() >= 0, "pin count negative: " + i);
+            if (i.tier() >= 0) {
+                assertTrue(used.computeIfAbsent(i.tier(), t -> new HashSet<>()).add(i.slot()),
+                        "two blocks in tier " + i.tier() + " slot " + i.slot());
+            }
+        }
+        List<TierStats> tiers = manager.stats().tiers();
+        for (int t = 0; t < slotCounts.length; t++) {
+            int n = used.getOrDefault(t, Set.of()).size();
+            assertTrue(n <= slotCounts[t], "tier " + t + " holds " + n + " blocks in " + slotCounts[t] + " slots");
+            assertTrue(tiers.get(t).usedSlots() <= slotCounts[t]);
+        }
+        // reference counts equal the references open sequences hold
+        Map<Long, Integer> refs = new HashMap<>();
+        for (Sequence s : sequences) {
+            assertEquals(expectedTokens.get(s).length, s.length());
+            assertTrue(Arrays.equals(expectedTokens.get(s), s.tokens()), "tokens of " + s);
+            for (int b = 0; b < s.blockCount(); b++) {
+                refs.merge(manager.blockId(s, b), 1, Integer::sum);
+            }
+        }
+        for (KvCacheManager.BlockInfo i : infos.values()) {
+            assertTrue(i.refCount() >= refs.getOrDefault(i.id(), 0),
+                    "block " + i.id() + " has " + i.refCount() + " references, sequences hold " + refs.get(i.id()));
+        }
+        for (Map.Entry<Long, Integer> e : refs.entrySet()) {
+            assertTrue(infos.containsKey(e.getKey()), "a sequence references a freed block " + e.getKey());
+        }
+        // a pinned block never moves
+        for (Held h : held) {
+            for (Map.Entry<Long, List<Integer>> p : h.placement().entrySet()) {
+                KvCacheManager.BlockInfo i = infos.get(p.getKey());
+                assertEquals(p.getValue(), List.of(i.tier(), i.slot()), "pinned block " + p.getKey() + " moved");
+                assertTrue(i.pins() > 0);
+            }
+        }
+        // every written token's K/V reads back identical from whatever tier holds it
+        for (Sequence s : sequences) {
+            assertNull(engine.verify(s), () -> "after actions:\n" + log);
+        }
+    }
+
+    /** Closes everything; then nothing but unreferenced cached blocks may remain, and those drop. */
+    void closeAllAndCheckEmpty() {
+        for (Sequence s : new ArrayList<>(sequences)) {
+            close(s);
+        }
+        for (KvCacheManager.BlockInfo i : manager.blockInfos()) {
+            assertEquals(0, i.refCount(), "leaked reference: " + i);
+            assertEquals(0, i.pins(), "leaked pin: " + i);
+            assertTrue(i.sealed(), "a private block outlived its sequences: " + i);
+        }
+        manager.dropUnreferenced();
+        assertEquals(0, manager.blockInfos().size());
+        for (TierStats t : manager.stats().tiers()) {
+            assertEquals(0, t.usedSlots(), "tier " + t.name() + " still has slots allocated");
+        }
+    }
+
+    @Override
+    public void close() {
+        manager.close();
+    }
+
+    @Override
+    public String toString() {
+        return "CacheModel[" + sequences.size() + " sequences, " + held.size() + " handles]";
+    }
+}
