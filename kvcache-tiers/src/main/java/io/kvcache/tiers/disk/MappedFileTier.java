@@ -7,6 +7,7 @@ import io.kvcache.core.layout.KvLayout;
 import io.kvcache.core.tier.BlockUnavailableException;
 import io.kvcache.core.tier.PersistentTier;
 import io.kvcache.core.tier.Tier;
+import io.kvcache.core.tier.TierCapacity;
 import io.kvcache.core.tier.TierKind;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -54,7 +55,7 @@ import java.util.zip.CRC32C;
  *       The JVM's {@link InternalError} for a fault in a mapped page never leaves this class.</li>
  *   <li>One process per directory: a second one fails fast with {@link CacheDirectoryLockedException}.
  *       Directory 0700, files 0600; files of another user or writable by others are refused.</li>
- *   <li>A bounded number of slots ({@code capacityBytes / slotStride}). When every slot is taken,
+ *   <li>A bounded number of slots ({@code capacityBytes / blockBytes}). When every slot is taken,
  *       {@link #allocate(BlockKey)} drops an unreferenced published block, leaves of prefix
  *       chains first, and refuses the new block when the one it would drop was asked for more
  *       often (a TinyLFU frequency sketch).</li>
@@ -181,14 +182,11 @@ public final class MappedFileTier implements PersistentTier {
         }
 
         /**
-         * @param bytes the byte bound of block data; the tier holds {@code bytes / slotStride}
-         *              slots, slotStride being the block size rounded up to 4096 bytes. The file
-         *              is larger by its headers (4096 bytes plus 128 bytes per slot).
+         * @param bytes the byte bound of block data: the tier holds {@code bytes / blockBytes}
+         *              slots. The file is larger by its headers (4096 bytes plus 128 bytes per
+         *              slot) and by padding each slot to a multiple of 4096 bytes.
          */
         public Builder capacityBytes(long bytes) {
-            if (bytes <= 0) {
-                throw new IllegalArgumentException("capacityBytes must be positive, was " + bytes);
-            }
             this.capacityBytes = bytes;
             return this;
         }
@@ -235,25 +233,16 @@ public final class MappedFileTier implements PersistentTier {
             if (directory == null) {
                 throw new IllegalArgumentException("directory is required");
             }
-            if (capacityBytes < 0) {
+            if (capacityBytes == -1) {
                 throw new IllegalArgumentException("capacityBytes is required");
             }
             if (modelId == null) {
                 throw new IllegalArgumentException("modelId is required");
             }
-            long stride = slotStride(layout.blockBytes());
-            long slots = capacityBytes / stride;
-            if (slots < 1) {
-                throw new IllegalArgumentException("capacityBytes " + capacityBytes + " holds no slot of "
-                        + stride + " bytes");
-            }
-            if (slots > Integer.MAX_VALUE - 8) {
-                throw new IllegalArgumentException("capacityBytes " + capacityBytes + " gives " + slots
-                        + " slots, more than " + (Integer.MAX_VALUE - 8));
-            }
+            int slots = TierCapacity.slots(name, capacityBytes, layout.blockBytes());
             ChronicleJvmFlags.requirePresent();
             try {
-                return new MappedFileTier(this, (int) slots);
+                return new MappedFileTier(this, slots);
             } catch (IOException e) {
                 throw new UncheckedIOException("cannot open disk tier in " + directory + ": " + e.getMessage(), e);
             }
@@ -741,7 +730,7 @@ public final class MappedFileTier implements PersistentTier {
                     return -1;
                 }
                 retained.remove(victim);
-                unpublish(victim);
+                forgetBlock(victim);
                 evictions.increment();
                 slot = victim;
             }
@@ -826,7 +815,7 @@ public final class MappedFileTier implements PersistentTier {
                         + "' was lost to an earlier I/O error", slot);
             }
             if (s == OWNED_PUBLISHED) {
-                unpublish(slot);
+                forgetBlock(slot);
                 state[slot] = OWNED;
             } else if (s != OWNED) {
                 throw new IllegalStateException("slot " + slot + " of tier '" + name + "' is not allocated");
@@ -883,9 +872,11 @@ public final class MappedFileTier implements PersistentTier {
                 throw new BlockUnavailableException("slot " + slot + " of tier '" + name
                         + "' was lost to an earlier I/O error", slot);
             }
-            if (s != OWNED && s != OWNED_PUBLISHED) {
-                throw new IllegalStateException("slot " + slot + " of tier '" + name + "' is not allocated");
+            if (s == RETIRED) {
+                throw new BlockUnavailableException("slot " + slot + " of tier '" + name
+                        + "' was lost to an I/O error", slot);
             }
+            // a copy may still read a slot just freed: the manager settles copies before reuse
             known = crcKnown[slot];
             expected = crc[slot];
             gen = generation[slot];
@@ -1047,7 +1038,7 @@ public final class MappedFileTier implements PersistentTier {
                         return; // the same block is held elsewhere; this copy stays private
                     }
                     retained.remove(other);
-                    unpublish(other);
+                    forgetBlock(other);
                     state[other] = FREE;
                     crcKnown[other] = false;
                     freeStack[freeTop++] = other;
@@ -1113,6 +1104,40 @@ public final class MappedFileTier implements PersistentTier {
                 return false;
             }
             return true;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Forgets a slot's published block (header and index entry) so that neither a lookup nor a
+     * restart finds it; the caller keeps the slot. An unreferenced published block is dropped.
+     *
+     * @throws IllegalStateException when the slot is neither held nor published
+     */
+    @Override
+    public void unpublish(int slot) {
+        Tier.checkSlot(this, slot);
+        lock.lock();
+        try {
+            checkOpen();
+            switch (state[slot]) {
+                case OWNED, OWNED_RETIRED -> {
+                    // nothing published
+                }
+                case OWNED_PUBLISHED -> {
+                    forgetBlock(slot);
+                    state[slot] = OWNED;
+                }
+                case RETAINED -> {
+                    retained.remove(slot);
+                    forgetBlock(slot);
+                    state[slot] = FREE;
+                    freeStack[freeTop++] = slot;
+                }
+                default -> throw new IllegalStateException("slot " + slot + " of tier '" + name
+                        + "' is neither allocated nor published");
+            }
         } finally {
             lock.unlock();
         }
@@ -1228,7 +1253,7 @@ public final class MappedFileTier implements PersistentTier {
     }
 
     /** Removes a slot's block from the file header and index; the caller sets the new state. */
-    private void unpublish(int slot) {
+    private void forgetBlock(int slot) {
         BlockKey key = keys[slot];
         long packed = SlotIndex.pack(slot, generation[slot]);
         try {
@@ -1305,11 +1330,11 @@ public final class MappedFileTier implements PersistentTier {
         byte s = state[slot];
         if (s == RETAINED) {
             retained.remove(slot);
-            unpublish(slot);
+            forgetBlock(slot);
             state[slot] = FREE;
             freeStack[freeTop++] = slot;
         } else if (s == OWNED_PUBLISHED) {
-            unpublish(slot);
+            forgetBlock(slot);
             state[slot] = OWNED;
         }
     }
@@ -1332,7 +1357,7 @@ public final class MappedFileTier implements PersistentTier {
             retained.remove(slot);
         }
         if (s == RETAINED || s == OWNED_PUBLISHED) {
-            unpublish(slot);
+            forgetBlock(slot);
         }
         if (s == FREE) {
             for (int i = 0; i < freeTop; i++) {
