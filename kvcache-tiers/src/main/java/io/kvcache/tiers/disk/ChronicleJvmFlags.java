@@ -33,10 +33,25 @@ public final class ChronicleJvmFlags {
             "--enable-native-access=ALL-UNNAMED",
             "--sun-misc-unsafe-memory-access=allow");
 
+    /**
+     * The required {@code --add-opens} as the value of an executable jar's {@code Add-Opens}
+     * manifest attribute (which {@code java -jar} honours).
+     */
+    public static final String MANIFEST_ADD_OPENS = "java.base/java.lang java.base/java.lang.reflect";
+
+    /** The required {@code --add-exports} as the value of an executable jar's {@code Add-Exports} manifest attribute. */
+    public static final String MANIFEST_ADD_EXPORTS =
+            "java.base/sun.nio.ch java.base/jdk.internal.ref jdk.compiler/com.sun.tools.javac.file";
+
     /** System property Chronicle reads before sending usage analytics; set in code, always. */
     static final String ANALYTICS_PROPERTY = "chronicle.analytics.disable";
     /** System property that stops Chronicle printing its banner on stdout. */
     static final String ANNOUNCER_PROPERTY = "chronicle.announcer.disable";
+    /**
+     * Where JNA (loaded by Chronicle's dependencies) unpacks its native stub; unset, it creates
+     * {@code ~/.cache/JNA} in the user's home.
+     */
+    static final String JNA_TMPDIR_PROPERTY = "jna.tmpdir";
 
     private ChronicleJvmFlags() {
     }
@@ -49,13 +64,18 @@ public final class ChronicleJvmFlags {
     }
 
     /**
-     * Switches off Chronicle's usage analytics and banner. Must run before any Chronicle class
-     * is initialized: Chronicle reads these properties in static initializers. Called from the
-     * static initializer of {@link MappedFileTier}, the only entry point to Chronicle here.
+     * Switches off Chronicle's usage analytics and banner, and keeps JNA's unpacking out of the
+     * user's home (in the system temporary directory, unless the application chose a place).
+     * Must run before any Chronicle class is initialized: Chronicle reads these properties in
+     * static initializers. Called from the static initializer of {@link MappedFileTier}, the
+     * only entry point to Chronicle here.
      */
     static void quietChronicle() {
         System.setProperty(ANALYTICS_PROPERTY, "true");
         System.setProperty(ANNOUNCER_PROPERTY, "true");
+        if (System.getProperty(JNA_TMPDIR_PROPERTY) == null) {
+            System.setProperty(JNA_TMPDIR_PROPERTY, System.getProperty("java.io.tmpdir"));
+        }
     }
 
     /**
