@@ -72,6 +72,16 @@ public interface LibC extends Library {
 
     long sysconf(int name);
 
+    int POSIX_FADV_DONTNEED = 4;
+
+    /**
+     * Advises the kernel about a file range's use; {@link #POSIX_FADV_DONTNEED} drops its clean
+     * pages from the page cache.
+     *
+     * @return 0, or the error number; errno is not set
+     */
+    int posix_fadvise(int fd, long offset, long length, int advice);
+
     /** @return the effective user id of this process */
     int geteuid();
 

@@ -8,8 +8,8 @@ import java.nio.file.Path;
 
 /**
  * Every operation the disk tier performs on its data file, in one place, so that failures can
- * be injected at exactly this boundary in tests. Mapped-memory accesses go through
- * {@link #load} and {@link #store}, which turn the JVM's {@link InternalError} for a fault in a
+ * be injected at exactly this boundary in tests. Block bytes go through {@link #write} and
+ * {@link #read}; headers through the mapping with {@link #load} and {@link #store}, which turn the JVM's {@link InternalError} for a fault in a
  * mapped page (file truncated underneath, device error) into an {@link IOException}.
  *
  * <p>Implementations are thread-safe.
@@ -37,6 +37,15 @@ interface DiskIo {
 
     /** Copies {@code src} into the mapped file at {@code offset}. */
     void store(MemorySegment src, MemorySegment map, long offset) throws IOException;
+
+    /**
+     * Writes {@code src} at {@code position} with positional I/O ({@code pwrite}), which the
+     * kernel copies into the same page cache the mapping shows, without a page fault per page.
+     */
+    void write(FileChannel channel, long position, MemorySegment src) throws IOException;
+
+    /** Reads {@code dst.byteSize()} bytes at {@code position} with positional I/O ({@code pread}). */
+    void read(FileChannel channel, long position, MemorySegment dst) throws IOException;
 
     /** Writes mapped pages of {@code [offset, offset + length)} back to the device. */
     void force(MemorySegment map, long offset, long length) throws IOException;

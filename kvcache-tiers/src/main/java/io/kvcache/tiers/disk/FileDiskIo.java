@@ -2,10 +2,12 @@ package io.kvcache.tiers.disk;
 
 import com.sun.jna.LastErrorException;
 import io.kvcache.nativ.libc.LibC;
+import java.io.EOFException;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -76,6 +78,29 @@ final class FileDiskIo implements DiskIo {
             deliverPendingFault();
         } catch (InternalError e) {
             throw mappedFault(offset, src.byteSize(), e);
+        }
+    }
+
+    @Override
+    public void write(FileChannel channel, long position, MemorySegment src) throws IOException {
+        ByteBuffer b = src.asByteBuffer();
+        long at = position;
+        while (b.hasRemaining()) {
+            at += channel.write(b, at);
+        }
+    }
+
+    @Override
+    public void read(FileChannel channel, long position, MemorySegment dst) throws IOException {
+        ByteBuffer b = dst.asByteBuffer();
+        long at = position;
+        while (b.hasRemaining()) {
+            int n = channel.read(b, at);
+            if (n < 0) {
+                throw new EOFException("file ends at " + at + ", before the " + dst.byteSize()
+                        + " bytes at " + position + ": truncated");
+            }
+            at += n;
         }
     }
 

@@ -65,6 +65,12 @@ import java.util.zip.CRC32C;
  * a slot; {@link #free(int)} gives it back. A published slot that is freed stays published
  * ("retained") and is counted as free: the tier drops it when it needs the room.
  *
+ * <p>Block bytes move with positional I/O on the file's channel ({@code pwrite}/{@code pread}:
+ * one system call per block instead of a page fault per 4 KiB page, and errors arrive as
+ * exceptions rather than as SIGBUS); the file and slot headers are read and written through the
+ * mapping. Both see the same page cache. On the development host a cold 2 MiB-block read through
+ * the mapping reached about 1.2 GB/s where {@code pread} reached 3.5 GB/s.
+ *
  * <p>Not host accessible: {@link #view(int)} is unsupported so that every access goes through
  * {@link #read} and {@link #write}, which verify and contain faults.
  *
@@ -825,7 +831,11 @@ public final class MappedFileTier implements PersistentTier {
             lock.unlock();
         }
         try {
-            io.store(src, map, slotDataOffset(slot) + offset);
+            if (byteBufferable(src)) {
+                io.write(channel, slotDataOffset(slot) + offset, src);
+            } else {
+                io.store(src, map, slotDataOffset(slot) + offset);
+            }
         } catch (IOException e) {
             lock.lock();
             try {
@@ -885,11 +895,15 @@ public final class MappedFileTier implements PersistentTier {
         }
         int actual;
         try {
-            io.load(map, slotDataOffset(slot) + offset, dst);
+            if (byteBufferable(dst)) {
+                io.read(channel, slotDataOffset(slot) + offset, dst);
+            } else {
+                io.load(map, slotDataOffset(slot) + offset, dst);
+            }
             if (!known) {
                 return;
             }
-            actual = offset == 0 && dst.byteSize() == slotBytes ? crcOf(dst) : crcOfMapped(slot, readScratch.get());
+            actual = offset == 0 && dst.byteSize() == slotBytes ? crcOf(dst) : crcOfSlot(slot, readScratch.get());
         } catch (IOException e) {
             dst.fill((byte) 0);
             lock.lock();
@@ -956,7 +970,7 @@ public final class MappedFileTier implements PersistentTier {
             }
             int actual;
             try {
-                actual = crcOfMapped(slot, crcScratch);
+                actual = crcOfSlot(slot, crcScratch);
             } catch (IOException e) {
                 ioFault(slot, "verifying", e);
                 return -1;
@@ -1046,7 +1060,7 @@ public final class MappedFileTier implements PersistentTier {
             }
             long gen = nextGeneration++;
             try {
-                int sum = crcKnown[slot] ? crc[slot] : crcOfMapped(slot, crcScratch);
+                int sum = crcKnown[slot] ? crc[slot] : crcOfSlot(slot, crcScratch);
                 writeSlotHeader(slot, SLOT_PUBLISHED, gen, sum, key, parent);
                 crc[slot] = sum;
                 crcKnown[slot] = true;
@@ -1094,7 +1108,7 @@ public final class MappedFileTier implements PersistentTier {
             }
             int actual;
             try {
-                actual = crcOfMapped(slot, crcScratch);
+                actual = crcOfSlot(slot, crcScratch);
             } catch (IOException e) {
                 ioFault(slot, "verifying", e);
                 return false;
@@ -1477,18 +1491,23 @@ public final class MappedFileTier implements PersistentTier {
         io.store(MemorySegment.ofArray(b.array()), map, 0);
     }
 
-    /** CRC32C of a slot's mapped bytes, copied out in chunks so that a fault surfaces as an IOException. */
-    private int crcOfMapped(int slot, MemorySegment scratch) throws IOException {
+    /** CRC32C of a slot's bytes on file, read in chunks into scratch memory. */
+    private int crcOfSlot(int slot, MemorySegment scratch) throws IOException {
         CRC32C c = new CRC32C();
         long base = slotDataOffset(slot);
         for (long done = 0; done < slotBytes; ) {
             long n = Math.min(scratch.byteSize(), slotBytes - done);
             MemorySegment part = scratch.asSlice(0, n);
-            io.load(map, base + done, part);
+            io.read(channel, base + done, part);
             c.update(part.asByteBuffer());
             done += n;
         }
         return (int) c.getValue();
+    }
+
+    /** @return whether positional I/O can take this segment (native, or a heap byte[]) */
+    private static boolean byteBufferable(MemorySegment seg) {
+        return seg.isNative() || seg.heapBase().map(b -> b instanceof byte[]).orElse(false);
     }
 
     /** CRC32C of caller memory (never the mapped file). */

@@ -99,7 +99,7 @@ class CorruptionFuzzTest {
 
     /** Applies one random corruption to the data file or the index; @return what was done */
     private static String corrupt(SplittableRandom rnd, Path dir) throws IOException {
-        boolean data = rnd.nextInt(10) < 7;
+        boolean data = rnd.nextInt(10) < 7 || !Files.exists(dir.resolve(MappedFileTier.INDEX_FILE));
         Path f = dir.resolve(data ? MappedFileTier.DATA_FILE : MappedFileTier.INDEX_FILE);
         long size = Files.size(f);
         long headers = DiskFileDescriptor.dataOffset(SLOTS);

@@ -142,46 +142,7 @@ class FaultInjectionTest {
         long stride = DiskFileDescriptor.slotStride(SMALL.blockBytes());
         long fileLength = DiskFileDescriptor.fileLength(SLOTS, SMALL.blockBytes());
         long chunk = 4096;
-        DiskIo full = new DiskIo() {
-            @Override
-            public java.nio.channels.FileChannel open(Path file) throws java.io.IOException {
-                return FileDiskIo.INSTANCE.open(file);
-            }
-
-            @Override
-            public long size(java.nio.channels.FileChannel channel) throws java.io.IOException {
-                return FileDiskIo.INSTANCE.size(channel);
-            }
-
-            @Override
-            public void preallocate(Path file, long offset, long length) throws java.io.IOException {
-                if (offset + length > fileLength - 2 * stride) {
-                    throw new java.io.IOException("disk full (simulated ENOSPC)");
-                }
-                FileDiskIo.INSTANCE.preallocate(file, offset, length);
-            }
-
-            @Override
-            public MemorySegment map(java.nio.channels.FileChannel channel, long length, Arena arena)
-                    throws java.io.IOException {
-                return FileDiskIo.INSTANCE.map(channel, length, arena);
-            }
-
-            @Override
-            public void load(MemorySegment map, long offset, MemorySegment dst) throws java.io.IOException {
-                FileDiskIo.INSTANCE.load(map, offset, dst);
-            }
-
-            @Override
-            public void store(MemorySegment src, MemorySegment map, long offset) throws java.io.IOException {
-                FileDiskIo.INSTANCE.store(src, map, offset);
-            }
-
-            @Override
-            public void force(MemorySegment map, long offset, long length) throws java.io.IOException {
-                FileDiskIo.INSTANCE.force(map, offset, length);
-            }
-        };
+        DiskIo full = new FaultyDiskIo(0, false).diskFullBeyond(fileLength - 2 * stride);
         try (MappedFileTier t = MappedFileTier.builder(SMALL).directory(tmp.resolve("full")).modelId(MODEL).io(full)
                 .preallocateChunk(chunk).capacityBytes(SLOTS * stride).open()) {
             assertEquals(SLOTS - 2, t.freeSlots());

@@ -17,6 +17,7 @@ final class FaultyDiskIo implements DiskIo {
     private final boolean persistent;
     private final AtomicLong ops = new AtomicLong();
     private final AtomicLong injected = new AtomicLong();
+    private long reservableBytes = Long.MAX_VALUE;
 
     /**
      * @param failAt     1-based number of the operation that fails; 0 for none
@@ -25,6 +26,12 @@ final class FaultyDiskIo implements DiskIo {
     FaultyDiskIo(long failAt, boolean persistent) {
         this.failAt = failAt;
         this.persistent = persistent;
+    }
+
+    /** Makes preallocation beyond {@code bytes} of the file fail as a full disk does. */
+    FaultyDiskIo diskFullBeyond(long bytes) {
+        this.reservableBytes = bytes;
+        return this;
     }
 
     long operations() {
@@ -58,6 +65,10 @@ final class FaultyDiskIo implements DiskIo {
     @Override
     public void preallocate(Path file, long offset, long length) throws IOException {
         maybeFail("preallocate");
+        if (offset + length > reservableBytes) {
+            injected.incrementAndGet();
+            throw new IOException("disk full: no room for " + length + " bytes at offset " + offset + " (simulated)");
+        }
         real.preallocate(file, offset, length);
     }
 
@@ -77,6 +88,18 @@ final class FaultyDiskIo implements DiskIo {
     public void store(MemorySegment src, MemorySegment map, long offset) throws IOException {
         maybeFail("store");
         real.store(src, map, offset);
+    }
+
+    @Override
+    public void write(FileChannel channel, long position, MemorySegment src) throws IOException {
+        maybeFail("write");
+        real.write(channel, position, src);
+    }
+
+    @Override
+    public void read(FileChannel channel, long position, MemorySegment dst) throws IOException {
+        maybeFail("read");
+        real.read(channel, position, dst);
     }
 
     @Override
