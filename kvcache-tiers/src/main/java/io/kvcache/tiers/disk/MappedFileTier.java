@@ -99,7 +99,7 @@ public final class MappedFileTier implements PersistentTier {
     private static final byte OWNED_RETIRED = 5;
 
     private static final long DEFAULT_PREALLOCATE_CHUNK = 256L << 20;
-    private static final int CRC_CHUNK = 1 << 20;
+    private static final int CRC_CHUNK = 4 << 20;
     private static final int FILE_CHECK_EVERY = 64;
 
     private final String name;
