@@ -21,6 +21,7 @@ import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
+import java.nio.file.StandardCopyOption;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.BasicFileAttributes;
@@ -562,10 +563,23 @@ public final class MappedFileTier implements PersistentTier {
             indexRebuilt = true;
         }
         if (index == null) {
-            Files.deleteIfExists(indexFile);
-            index = SlotIndex.open(indexFile.toFile(), entries);
+            index = createIndex();
         }
-        Files.setPosixFilePermissions(indexFile, CacheDirectory.FILE_PERMISSIONS);
+    }
+
+    /**
+     * Creates an empty index under a temporary name and renames it into place once Chronicle
+     * has marked it ready: a process killed while creating it leaves only the temporary file,
+     * never an index that the next open would wait a minute for ("not ready") before failing.
+     */
+    private SlotIndex createIndex() throws IOException {
+        Path fresh = indexFile.resolveSibling(INDEX_FILE + ".new");
+        Files.deleteIfExists(fresh);
+        Files.deleteIfExists(indexFile);
+        SlotIndex.open(fresh.toFile(), slotCount).close();
+        Files.setPosixFilePermissions(fresh, CacheDirectory.FILE_PERMISSIONS);
+        Files.move(fresh, indexFile, StandardCopyOption.ATOMIC_MOVE);
+        return SlotIndex.open(indexFile.toFile(), slotCount);
     }
 
     /** Makes the index agree with the slot headers, which are the truth. */
@@ -607,9 +621,7 @@ public final class MappedFileTier implements PersistentTier {
             // replaced below
         }
         try {
-            Files.deleteIfExists(indexFile);
-            index = SlotIndex.open(indexFile.toFile(), slotCount);
-            Files.setPosixFilePermissions(indexFile, CacheDirectory.FILE_PERMISSIONS);
+            index = createIndex();
         } catch (IOException e) {
             throw new UncheckedIOException("cannot rebuild index " + indexFile, e);
         }

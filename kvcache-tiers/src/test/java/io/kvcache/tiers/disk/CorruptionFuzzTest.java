@@ -26,6 +26,7 @@ import java.util.logging.Level;
 import java.util.logging.LogRecord;
 import java.util.logging.Logger;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -35,6 +36,7 @@ import org.junit.jupiter.api.io.TempDir;
  * truncates and deletes the data file underneath an open tier.
  * {@code -Dkvcache.fuzz.iterations=N} sets the iterations (default 150).
  */
+@ExtendWith(QuietTierLog.class)
 class CorruptionFuzzTest {
     private static final int SLOTS = 24;
     private static final int BLOCKS = 20;

@@ -13,6 +13,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -20,6 +21,7 @@ import org.junit.jupiter.api.io.TempDir;
  * reaching it, once and persistently. Whatever fails, the tier reports it, serves no wrong
  * bytes, lets no InternalError out, and a later clean open serves only verified blocks.
  */
+@ExtendWith(QuietTierLog.class)
 class FaultInjectionTest {
     private static final int SLOTS = 6;
     private static final int BLOCKS = 10;
