@@ -36,7 +36,9 @@ import java.util.stream.Stream;
  * forced. Reads: both files are dropped from the page cache with {@code posix_fadvise(DONTNEED)}
  * first, so the bytes come from the device; the tier looks every block up (verifying its CRC32C)
  * and reads it out (verifying again); the plain file is read with {@code FileChannel.read} in
- * block-sized pieces. Median of the repeats, after an unrecorded warm-up round.
+ * block-sized pieces. The two reads alternate every 64 MiB, so that a change of the device's
+ * speed during the run affects both alike. Median of the repeats, after an unrecorded warm-up
+ * round.
  *
  * <pre>
  * java [flags from ChronicleJvmFlags] -cp ... io.kvcache.bench.disk.DiskTierBenchmark \
@@ -56,6 +58,9 @@ public final class DiskTierBenchmark {
             return tierReadGbps / plainReadGbps;
         }
     }
+
+    /** Bytes read from each file in turn while reading back. */
+    static final long SEGMENT_BYTES = 64L << 20;
 
     private DiskTierBenchmark() {
     }
@@ -112,8 +117,8 @@ public final class DiskTierBenchmark {
         }
     }
 
-    /** @return {write GB/s, read GB/s} of the plain file */
-    static double[] plainFile(Path file, MemorySegment block, long blocks) throws IOException {
+    /** Writes the plain file: block-sized {@code FileChannel.write}s, then {@code force}. @return nanoseconds */
+    static long writePlain(Path file, MemorySegment block, long blocks) throws IOException {
         Files.deleteIfExists(file);
         ByteBuffer src = block.asByteBuffer();
         long t0 = System.nanoTime();
@@ -126,36 +131,11 @@ public final class DiskTierBenchmark {
             }
             ch.force(false);
         }
-        long write = System.nanoTime() - t0;
-        evictFromPageCache(file);
-        ByteBuffer dst = Arena.ofAuto().allocate(block.byteSize(), 4096).asByteBuffer();
-        long t1 = System.nanoTime();
-        long sink = 0;
-        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
-            for (long i = 0; i < blocks; i++) {
-                dst.clear();
-                while (dst.hasRemaining()) {
-                    if (ch.read(dst) < 0) {
-                        throw new IOException("short file");
-                    }
-                }
-                sink += dst.get(0);
-            }
-        }
-        long read = System.nanoTime() - t1;
-        Files.delete(file);
-        if (sink == 42) {
-            System.out.print("");
-        }
-        long bytes = blocks * block.byteSize();
-        return new double[] {gbps(bytes, write), gbps(bytes, read)};
+        return System.nanoTime() - t0;
     }
 
-    /** @return {write GB/s, read GB/s} of the disk tier */
-    static double[] tier(Path dir, KvLayout layout, MemorySegment block, long blocks, BlockKey[] keys) throws IOException {
-        deleteTree(dir);
-        MappedFileTier.Builder b = MappedFileTier.builder(layout).directory(dir).modelId("bench")
-                .capacityBytes(blocks * layout.blockBytes());
+    /** Stores every block in a new tier: allocate, write, publish, free; then close (which flushes). @return nanoseconds */
+    static long writeTier(MappedFileTier.Builder b, MemorySegment block, long blocks, BlockKey[] keys) {
         MappedFileTier t = b.open();
         long t0 = System.nanoTime();
         for (int i = 0; i < blocks; i++) {
@@ -169,27 +149,81 @@ public final class DiskTierBenchmark {
             t.free(slot);
         }
         t.close();
-        long write = System.nanoTime() - t0;
-        MappedFileTier r = b.open();
-        evictFromPageCache(dir.resolve(MappedFileTier.DATA_FILE));
-        MemorySegment dst = Arena.ofAuto().allocate(layout.blockBytes(), 4096);
-        long t1 = System.nanoTime();
-        for (int i = 0; i < blocks; i++) {
-            int slot = r.lookup(keys[i]);
-            if (slot < 0) {
-                throw new IllegalStateException("block " + i + " missing after reopen");
+        return System.nanoTime() - t0;
+    }
+
+    /**
+     * Reads both back from the device, interleaved in segments of {@value #SEGMENT_BYTES} bytes
+     * (plain segment, then the same tier segment), so that a change in the device's speed during
+     * the run hits both alike. @return {plain ns, tier ns}
+     */
+    static long[] readBoth(Path plain, MappedFileTier.Builder b, Path tierFile, long blockBytes, long blocks,
+            BlockKey[] keys) throws IOException {
+        long plainNs = 0;
+        long tierNs = 0;
+        MemorySegment dst = Arena.ofAuto().allocate(blockBytes, 4096);
+        ByteBuffer dstBuffer = dst.asByteBuffer();
+        long perSegment = Math.max(1, SEGMENT_BYTES / blockBytes);
+        try (MappedFileTier t = b.open(); FileChannel ch = FileChannel.open(plain, StandardOpenOption.READ)) {
+            evictFromPageCache(plain);
+            evictFromPageCache(tierFile);
+            for (long first = 0; first < blocks; first += perSegment) {
+                long end = Math.min(blocks, first + perSegment);
+                long t0 = System.nanoTime();
+                for (long i = first; i < end; i++) {
+                    dstBuffer.clear();
+                    long at = i * blockBytes;
+                    while (dstBuffer.hasRemaining()) {
+                        int n = ch.read(dstBuffer, at);
+                        if (n < 0) {
+                            throw new IOException("short file");
+                        }
+                        at += n;
+                    }
+                }
+                long t1 = System.nanoTime();
+                for (long i = first; i < end; i++) {
+                    int slot = t.lookup(keys[(int) i]);
+                    if (slot < 0) {
+                        throw new IllegalStateException("block " + i + " missing after reopen");
+                    }
+                    t.read(slot, 0, dst);
+                    if (dst.get(ValueLayout.JAVA_LONG_UNALIGNED, 0) != i) {
+                        throw new IllegalStateException("block " + i + " read back wrong");
+                    }
+                    t.free(slot);
+                }
+                long t2 = System.nanoTime();
+                plainNs += t1 - t0;
+                tierNs += t2 - t1;
             }
-            r.read(slot, 0, dst);
-            if (dst.get(ValueLayout.JAVA_LONG_UNALIGNED, 0) != i) {
-                throw new IllegalStateException("block " + i + " read back wrong");
-            }
-            r.free(slot);
         }
-        long read = System.nanoTime() - t1;
-        r.close();
-        deleteTree(dir);
+        return new long[] {plainNs, tierNs};
+    }
+
+    /** One repeat. @return {plain write, tier write, plain read, tier read} in GB/s */
+    static double[] once(Path dir, KvLayout layout, MemorySegment block, long blocks, BlockKey[] keys, boolean plainFirst)
+            throws IOException {
+        Path plain = dir.resolve("plain.bin");
+        Path tierDir = dir.resolve("tier");
+        deleteTree(tierDir);
+        MappedFileTier.Builder b = MappedFileTier.builder(layout).directory(tierDir).modelId("bench")
+                .capacityBytes(blocks * layout.blockBytes());
+        long plainWrite;
+        long tierWrite;
+        // alternate the order so that neither always runs on a fresher device
+        if (plainFirst) {
+            plainWrite = writePlain(plain, block, blocks);
+            tierWrite = writeTier(b, block, blocks, keys);
+        } else {
+            tierWrite = writeTier(b, block, blocks, keys);
+            plainWrite = writePlain(plain, block, blocks);
+        }
+        long[] reads = readBoth(plain, b, tierDir.resolve(MappedFileTier.DATA_FILE), layout.blockBytes(), blocks, keys);
+        Files.delete(plain);
+        deleteTree(tierDir);
         long bytes = blocks * layout.blockBytes();
-        return new double[] {gbps(bytes, write), gbps(bytes, read)};
+        return new double[] {gbps(bytes, plainWrite), gbps(bytes, tierWrite), gbps(bytes, reads[0]), gbps(bytes, reads[1])};
     }
 
     private static double median(double[] v) {
@@ -216,26 +250,14 @@ public final class DiskTierBenchmark {
             }
             double[][] m = new double[4][repeats];
             // one unrecorded round first, so that the JIT has compiled both paths before measuring
-            plainFile(dir.resolve("plain.bin"), block, Math.min(blocks, 64));
-            tier(dir.resolve("tier"), layout, block, Math.min(blocks, 64), keys);
+            once(dir, layout, block, Math.min(blocks, 64), keys, true);
             for (int r = 0; r < repeats; r++) {
-                // alternate the order so that neither always runs on a warmer device
-                double[] plain;
-                double[] tier;
-                if (r % 2 == 0) {
-                    plain = plainFile(dir.resolve("plain.bin"), block, blocks);
-                    tier = tier(dir.resolve("tier"), layout, block, blocks, keys);
-                } else {
-                    tier = tier(dir.resolve("tier"), layout, block, blocks, keys);
-                    plain = plainFile(dir.resolve("plain.bin"), block, blocks);
+                double[] v = once(dir, layout, block, blocks, keys, r % 2 == 0);
+                for (int k = 0; k < 4; k++) {
+                    m[k][r] = v[k];
                 }
-                m[0][r] = plain[0];
-                m[1][r] = tier[0];
-                m[2][r] = plain[1];
-                m[3][r] = tier[1];
                 System.err.printf(Locale.ROOT, "disk bench: %d KiB blocks, repeat %d/%d: write plain %.2f tier %.2f GB/s, "
-                        + "read plain %.2f tier %.2f GB/s%n", blockBytes >> 10, r + 1, repeats, plain[0], tier[0],
-                        plain[1], tier[1]);
+                        + "read plain %.2f tier %.2f GB/s%n", blockBytes >> 10, r + 1, repeats, v[0], v[1], v[2], v[3]);
             }
             rows.add(new Row(blockBytes, blocks * blockBytes, median(m[0]), median(m[1]), median(m[2]), median(m[3])));
         }

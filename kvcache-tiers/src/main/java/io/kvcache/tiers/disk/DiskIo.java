@@ -47,6 +47,6 @@ interface DiskIo {
     /** Reads {@code dst.byteSize()} bytes at {@code position} with positional I/O ({@code pread}). */
     void read(FileChannel channel, long position, MemorySegment dst) throws IOException;
 
-    /** Writes mapped pages of {@code [offset, offset + length)} back to the device. */
-    void force(MemorySegment map, long offset, long length) throws IOException;
+    /** Writes the file's dirty pages (from positional writes and the mapping alike) to the device. */
+    void force(FileChannel channel) throws IOException;
 }

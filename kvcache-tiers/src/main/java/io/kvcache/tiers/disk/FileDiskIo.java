@@ -4,7 +4,6 @@ import com.sun.jna.LastErrorException;
 import io.kvcache.nativ.libc.LibC;
 import java.io.EOFException;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
@@ -105,14 +104,8 @@ final class FileDiskIo implements DiskIo {
     }
 
     @Override
-    public void force(MemorySegment map, long offset, long length) throws IOException {
-        try {
-            map.asSlice(offset, length).force();
-        } catch (UncheckedIOException e) {
-            throw e.getCause();
-        } catch (InternalError e) {
-            throw mappedFault(offset, length, e);
-        }
+    public void force(FileChannel channel) throws IOException {
+        channel.force(false);
     }
 
     /**

@@ -140,6 +140,8 @@ public final class MappedFileTier implements PersistentTier {
     /** Blocks published before their parent, by parent key, so the parent can adopt them. */
     private final Map<BlockKey, int[]> orphans = new HashMap<>();
     private long nextGeneration = 1;
+    /** The slot published last, or -1: the likely parent of the next publish. */
+    private int lastPublished = -1;
     private final MemorySegment headerScratch;
     private final MemorySegment crcScratch;
     private final ThreadLocal<MemorySegment> readScratch;
@@ -149,7 +151,7 @@ public final class MappedFileTier implements PersistentTier {
     private boolean truncationReported;
     private int opsSinceFileCheck;
 
-    private final long recoveredBlocks;
+    private long recoveredBlocks;
     private long droppedAtOpen;
     private final boolean uncleanOpen;
     private boolean indexRebuilt;
@@ -318,10 +320,11 @@ public final class MappedFileTier implements PersistentTier {
             if (fresh && existed) {
                 clearSlotHeaders(); // headers of a file whose own header was corrupt cannot be trusted
             }
-            this.recoveredBlocks = scanSlotHeaders(reserved, fresh);
+            scanSlotHeaders(reserved, fresh);
             openIndex(fresh, clean, indexCrc, indexLength);
             reconcileIndex();
             linkAndOrder();
+            this.recoveredBlocks = retained.size(); // after duplicates were dropped
             if (freeTop + retained.size() + countRetired() != slotCount) {
                 throw new IllegalStateException("slot accounting broken at open");
             }
@@ -559,7 +562,7 @@ public final class MappedFileTier implements PersistentTier {
                 Files.deleteIfExists(indexFile);
                 indexRebuilt = true;
             }
-        } else if (!fresh && recoveredBlocks > 0) {
+        } else if (!fresh && hasRetained()) {
             indexRebuilt = true;
         }
         if (index == null) {
@@ -664,6 +667,15 @@ public final class MappedFileTier implements PersistentTier {
                 freeStack[freeTop++] = slot;
             }
         }
+    }
+
+    private boolean hasRetained() {
+        for (byte st : state) {
+            if (st == RETAINED) {
+                return true;
+            }
+        }
+        return false;
     }
 
     private int countRetired() {
@@ -1056,20 +1068,6 @@ public final class MappedFileTier implements PersistentTier {
             if (failed) {
                 return;
             }
-            long v = indexGet(key);
-            if (v >= 0) {
-                int other = SlotIndex.slotOf(v);
-                if (other != slot && validEntry(other, key, v)) {
-                    if (state[other] != RETAINED) {
-                        return; // the same block is held elsewhere; this copy stays private
-                    }
-                    retained.remove(other);
-                    forgetBlock(other);
-                    state[other] = FREE;
-                    crcKnown[other] = false;
-                    freeStack[freeTop++] = other;
-                }
-            }
             long gen = nextGeneration++;
             try {
                 int sum = crcKnown[slot] ? crc[slot] : crcOfSlot(slot, crcScratch);
@@ -1086,11 +1084,25 @@ public final class MappedFileTier implements PersistentTier {
             parents[slot] = parent;
             childCount[slot] = 0;
             parentSlot[slot] = -1;
-            indexPut(key, slot, gen);
+            // one index operation: the put also tells whether another slot held this key
+            long previous = indexPut(key, slot, gen);
+            if (previous >= 0) {
+                int other = SlotIndex.slotOf(previous);
+                if (other != slot && validEntry(other, key, previous) && state[other] == RETAINED) {
+                    // the same block published twice: the older, unreferenced copy goes
+                    retained.remove(other);
+                    forgetBlock(other);
+                    state[other] = FREE;
+                    crcKnown[other] = false;
+                    freeStack[freeTop++] = other;
+                }
+                // a copy still held elsewhere stays until freed; the index now names this one
+            }
             if (parent != null) {
                 linkToParent(slot);
             }
             adoptOrphans(slot);
+            lastPublished = slot;
             publishes.increment();
             maybeCheckFile();
         } finally {
@@ -1192,7 +1204,7 @@ public final class MappedFileTier implements PersistentTier {
             boolean flushed = !fileLost;
             if (flushed) {
                 try {
-                    io.force(map, 0, fileLength);
+                    io.force(channel); // every dirty page of the file, whether written by pwrite or through the map
                 } catch (IOException e) {
                     flushed = false;
                     ioErrors.increment();
@@ -1210,7 +1222,7 @@ public final class MappedFileTier implements PersistentTier {
                 try {
                     int sum = fileCrc(indexFile);
                     writeFileHeader(STATE_CLOSED, sum, Files.size(indexFile));
-                    io.force(map, 0, FILE_HEADER_BYTES);
+                    io.force(channel);
                 } catch (IOException e) {
                     ioErrors.increment();
                     LOG.log(Level.WARNING, "disk tier ''{0}'': marking {1} closed failed: {2}; the next open recovers",
@@ -1264,11 +1276,13 @@ public final class MappedFileTier implements PersistentTier {
         }
     }
 
-    private void indexPut(BlockKey key, int slot, long gen) {
+    /** @return the packed entry replaced, or -1 */
+    private long indexPut(BlockKey key, int slot, long gen) {
         try {
-            index.put(key, slot, gen);
+            return index.put(key, slot, gen);
         } catch (RuntimeException | InternalError e) {
             indexFault("writing", e);
+            return -1;
         }
     }
 
@@ -1309,8 +1323,17 @@ public final class MappedFileTier implements PersistentTier {
     }
 
     private void linkToParent(int slot) {
-        long v = indexGet(parents[slot]);
-        int p = v < 0 ? -1 : SlotIndex.slotOf(v);
+        int p;
+        long v;
+        int last = lastPublished;
+        if (last >= 0 && last != slot && parents[slot].equals(keys[last])) {
+            // chains are mostly published in order: the parent is the block published just before
+            p = last;
+            v = SlotIndex.pack(last, generation[last]);
+        } else {
+            v = indexGet(parents[slot]);
+            p = v < 0 ? -1 : SlotIndex.slotOf(v);
+        }
         if (p >= 0 && p != slot && validEntry(p, parents[slot], v)) {
             parentSlot[slot] = p;
             parentGeneration[slot] = generation[p];

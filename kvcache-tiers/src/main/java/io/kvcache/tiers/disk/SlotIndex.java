@@ -66,8 +66,10 @@ final class SlotIndex implements AutoCloseable {
         return v == null ? -1 : v;
     }
 
-    void put(BlockKey key, int slot, long generation) {
-        map.put(key.toBytes(), pack(slot, generation));
+    /** @return the packed value this replaced, or -1 */
+    long put(BlockKey key, int slot, long generation) {
+        Long previous = map.put(key.toBytes(), pack(slot, generation));
+        return previous == null ? -1 : previous;
     }
 
     void remove(BlockKey key) {

@@ -103,8 +103,8 @@ final class FaultyDiskIo implements DiskIo {
     }
 
     @Override
-    public void force(MemorySegment map, long offset, long length) throws IOException {
+    public void force(FileChannel channel) throws IOException {
         maybeFail("force");
-        real.force(map, offset, length);
+        real.force(channel);
     }
 }

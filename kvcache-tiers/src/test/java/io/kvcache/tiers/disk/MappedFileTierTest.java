@@ -290,4 +290,31 @@ class MappedFileTierTest {
             t.free(slot);
         }
     }
+
+    @Test
+    void publishingAKeyAgainReplacesTheUnreferencedCopyAndKeepsAHeldOne() {
+        Path dir = tmp.resolve("c");
+        try (MappedFileTier t = open(dir, 4)) {
+            int first = store(t, 1, null);
+            t.free(first);
+            int second = store(t, 1, null); // the same block, computed again
+            assertNotEquals(first, second);
+            assertEquals(3, t.freeSlots(), "the unreferenced older copy was not dropped");
+            t.free(second);
+            int held = t.lookup(key(1));
+            assertEquals(second, held);
+            int third = store(t, 1, null); // published again while the other copy is held
+            t.free(third);
+            t.free(held);
+            int found = t.lookup(key(1));
+            assertTrue(found >= 0 && readMatches(t, found, 1));
+            t.free(found);
+        }
+        try (MappedFileTier t = open(dir, 4)) {
+            assertEquals(1, t.stats().recoveredBlocks(), "a duplicate survived the reopen");
+            int found = t.lookup(key(1));
+            assertTrue(found >= 0 && readMatches(t, found, 1));
+            t.free(found);
+        }
+    }
 }
