@@ -104,15 +104,15 @@ class CorruptionFuzzTest {
         boolean data = rnd.nextInt(10) < 7 || !Files.exists(dir.resolve(MappedFileTier.INDEX_FILE));
         Path f = dir.resolve(data ? MappedFileTier.DATA_FILE : MappedFileTier.INDEX_FILE);
         long size = Files.size(f);
-        long headers = DiskFileDescriptor.dataOffset(SLOTS);
+        long headers = DiskFileDescriptor.FILE_HEADER_BYTES + (long) SLOTS * DiskFileDescriptor.SLOT_HEADER_BYTES;
+        long dataStart = DiskFileDescriptor.dataOffset(SLOTS);
         int op = rnd.nextInt(data ? 4 : 5);
         try (FileChannel ch = FileChannel.open(f, StandardOpenOption.WRITE)) {
             switch (op) {
                 case 0, 1 -> {
                     int flips = 1 + rnd.nextInt(16);
                     for (int i = 0; i < flips; i++) {
-                        // data file: a third of the flips land in the headers, which matter most
-                        long at = data && rnd.nextInt(3) == 0 ? rnd.nextLong(headers) : rnd.nextLong(size);
+                        long at = data ? interesting(rnd, headers, dataStart, size) : rnd.nextLong(size);
                         ByteBuffer b = ByteBuffer.allocate(1);
                         FileChannel.open(f, StandardOpenOption.READ).read(b, at);
                         b.put(0, (byte) (b.get(0) ^ (1 << rnd.nextInt(8))));
@@ -121,13 +121,13 @@ class CorruptionFuzzTest {
                     return (data ? "data" : "index") + ": flipped " + flips + " bits";
                 }
                 case 2 -> {
-                    long at = rnd.nextLong(size);
+                    long at = data ? interesting(rnd, headers, dataStart, size) : rnd.nextLong(size);
                     int len = (int) Math.min(size - at, 1 + rnd.nextInt(64 * 1024));
                     ch.write(ByteBuffer.allocate(len), at);
                     return (data ? "data" : "index") + ": zeroed " + len + " bytes at " + at;
                 }
                 case 3 -> {
-                    long to = rnd.nextLong(size);
+                    long to = data ? interesting(rnd, headers, dataStart, size) : rnd.nextLong(size);
                     ch.truncate(to);
                     return (data ? "data" : "index") + ": truncated to " + to;
                 }
@@ -138,6 +138,14 @@ class CorruptionFuzzTest {
                 }
             }
         }
+    }
+
+    /** An offset in the data file's headers (a third of the time) or its slot data, never its padding. */
+    private static long interesting(SplittableRandom rnd, long headers, long dataStart, long size) {
+        if (size <= dataStart) {
+            return rnd.nextLong(Math.max(1, size)); // already truncated
+        }
+        return rnd.nextInt(3) == 0 ? rnd.nextLong(headers) : dataStart + rnd.nextLong(size - dataStart);
     }
 
     @Test
