@@ -34,8 +34,8 @@ import java.util.stream.Stream;
  * <p>Writes: the tier allocates, writes, publishes and frees every block, then closes (which
  * flushes); the plain file is written with {@code FileChannel.write} in block-sized pieces, then
  * forced. Reads: both files are dropped from the page cache with {@code posix_fadvise(DONTNEED)}
- * first, so the bytes come from the device; the tier looks every block up (verifying its CRC32C)
- * and reads it out (verifying again); the plain file is read with {@code FileChannel.read} in
+ * first, so the bytes come from the device; the tier looks every block up (its header) and
+ * reads it out (verifying its CRC32C over the bytes delivered); the plain file is read with {@code FileChannel.read} in
  * block-sized pieces. The two reads alternate every 64 MiB, so that a change of the device's
  * speed during the run affects both alike. Median of the repeats, after an unrecorded warm-up
  * round.

@@ -46,11 +46,11 @@ import java.util.zip.CRC32C;
  * <ul>
  *   <li>Blocks published by one process are found by {@link #lookup} in the next one, with
  *       identical bytes, after a clean close or a crash at any instant.</li>
- *   <li>Every block handed out by {@link #lookup}, and every read of a block with a known
- *       checksum (published, looked up, or written whole), is verified against its CRC32C. A
- *       block that fails is quarantined, counted in {@link #stats()}, logged, and reported as a
- *       miss ({@code -1} from lookup, {@link BlockUnavailableException} from read): its bytes are
- *       never served.</li>
+ *   <li>Every read of a block with a known checksum (published, looked up, or written whole) is
+ *       verified against its CRC32C, as is every {@link #verify}. A block that fails is
+ *       quarantined, counted in {@link #stats()}, logged, and reported as a miss
+ *       ({@link BlockUnavailableException} from read, false from verify): its bytes are never
+ *       served.</li>
  *   <li>I/O errors, a disk too full to preallocate, and the file truncated or deleted underneath
  *       are reported through {@link #stats()} and a log line; the affected blocks become misses.
  *       The JVM's {@link InternalError} for a fault in a mapped page never leaves this class.</li>
@@ -967,10 +967,13 @@ public final class MappedFileTier implements PersistentTier {
     // ---------------------------------------------------------------- PersistentTier
 
     /**
-     * Finds a published, unreferenced block, verifies its CRC32C and hands its slot to the
-     * caller. A block already held (by its publisher or an earlier lookup) is not handed out twice.
+     * Finds a published, unreferenced block and hands its slot to the caller. It checks the
+     * slot's header (whose own CRC32C was checked when it was read), key and generation, without
+     * reading the block: the bytes are verified by {@link #verify} and by every {@link #read},
+     * which the caller does anyway before using them, so a block is read from the device once.
+     * A block already held (by its publisher or an earlier lookup) is not handed out twice.
      *
-     * @return the slot, or -1 when absent, held, or failing verification (quarantined)
+     * @return the slot, or -1 when absent or held
      */
     @Override
     public int lookup(BlockKey key) {
@@ -990,17 +993,6 @@ public final class MappedFileTier implements PersistentTier {
             }
             int slot = SlotIndex.slotOf(v);
             if (!validEntry(slot, key, v) || state[slot] != RETAINED) {
-                return -1;
-            }
-            int actual;
-            try {
-                actual = crcOfSlot(slot, crcScratch);
-            } catch (IOException e) {
-                ioFault(slot, "verifying", e);
-                return -1;
-            }
-            if (actual != crc[slot]) {
-                quarantine(slot, crc[slot], actual);
                 return -1;
             }
             retained.remove(slot);

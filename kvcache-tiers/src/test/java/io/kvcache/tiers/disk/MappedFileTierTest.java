@@ -125,9 +125,14 @@ class MappedFileTierTest {
         }
         try (MappedFileTier t = open(dir, 4)) {
             assertTrue(t.contains(key(3)));
-            assertEquals(-1, t.lookup(key(3)));
+            int slot = t.lookup(key(3)); // the header is fine; the bytes are checked when read
+            MemorySegment dst = Arena.ofAuto().allocate(t.slotBytes());
+            assertThrows(BlockUnavailableException.class, () -> t.read(slot, 0, dst));
             assertEquals(1, t.stats().checksumFailures());
             assertFalse(t.contains(key(3)), "a quarantined block stays published");
+            assertFalse(t.verify(slot) && t.contains(key(3)));
+            t.free(slot);
+            assertEquals(-1, t.lookup(key(3)));
         }
     }
 
