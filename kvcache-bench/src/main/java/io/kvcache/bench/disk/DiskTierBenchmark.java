@@ -37,8 +37,8 @@ import java.util.stream.Stream;
  * first, so the bytes come from the device; the tier looks every block up (its header) and
  * reads it out (verifying its CRC32C over the bytes delivered); the plain file is read with {@code FileChannel.read} in
  * block-sized pieces. The two reads alternate every 64 MiB, so that a change of the device's
- * speed during the run affects both alike. Median of the repeats, after an unrecorded warm-up
- * round.
+ * speed during the run affects both alike. Reported: medians over the repeats, after an
+ * unrecorded warm-up round; the ratio is the median of each repeat's tier / plain.
  *
  * <pre>
  * java [flags from ChronicleJvmFlags] -cp ... io.kvcache.bench.disk.DiskTierBenchmark \
@@ -47,16 +47,12 @@ import java.util.stream.Stream;
  */
 public final class DiskTierBenchmark {
 
-    /** One measured configuration. */
+    /**
+     * One measured configuration: medians of the throughputs, and medians of the ratios of each
+     * repeat (tier over plain, measured side by side, so the ratio is less noisy than the speeds).
+     */
     public record Row(long blockBytes, long totalBytes, double plainWriteGbps, double tierWriteGbps,
-            double plainReadGbps, double tierReadGbps) {
-        public double writeRatio() {
-            return tierWriteGbps / plainWriteGbps;
-        }
-
-        public double readRatio() {
-            return tierReadGbps / plainReadGbps;
-        }
+            double plainReadGbps, double tierReadGbps, double writeRatio, double readRatio) {
     }
 
     /** Bytes read from each file in turn while reading back. */
@@ -259,7 +255,14 @@ public final class DiskTierBenchmark {
                 System.err.printf(Locale.ROOT, "disk bench: %d KiB blocks, repeat %d/%d: write plain %.2f tier %.2f GB/s, "
                         + "read plain %.2f tier %.2f GB/s%n", blockBytes >> 10, r + 1, repeats, v[0], v[1], v[2], v[3]);
             }
-            rows.add(new Row(blockBytes, blocks * blockBytes, median(m[0]), median(m[1]), median(m[2]), median(m[3])));
+            double[] writeRatios = new double[repeats];
+            double[] readRatios = new double[repeats];
+            for (int r = 0; r < repeats; r++) {
+                writeRatios[r] = m[1][r] / m[0][r];
+                readRatios[r] = m[3][r] / m[2][r];
+            }
+            rows.add(new Row(blockBytes, blocks * blockBytes, median(m[0]), median(m[1]), median(m[2]), median(m[3]),
+                    median(writeRatios), median(readRatios)));
         }
         return rows;
     }
