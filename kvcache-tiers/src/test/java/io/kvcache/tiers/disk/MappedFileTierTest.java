@@ -322,4 +322,53 @@ class MappedFileTierTest {
             t.free(found);
         }
     }
+
+    /** The files as a crash at this instant would leave them (the page cache outlives a killed process). */
+    private static Path crashImage(Path dir, Path to) throws java.io.IOException {
+        Files.createDirectories(to);
+        for (String f : new String[] {MappedFileTier.DATA_FILE, MappedFileTier.INDEX_FILE}) {
+            Files.copy(dir.resolve(f), to.resolve(f));
+        }
+        return to;
+    }
+
+    @Test
+    void crashAfterAnEvictedSlotIsRewrittenNeverServesTheOldKeyWithTheNewBytes() throws Exception {
+        Path dir = tmp.resolve("c");
+        Path image;
+        try (MappedFileTier t = open(dir, 1)) {
+            t.free(store(t, 1, null));                // block 1 published, unreferenced
+            int slot = t.allocate(key(2));            // the only slot: block 1 is dropped
+            assertEquals(0, slot);
+            MemorySegment src = Arena.ofAuto().allocate(t.slotBytes());
+            fill(src, 2);
+            t.write(slot, 0, src);                    // block 2's bytes, not yet published
+            image = crashImage(dir, tmp.resolve("crash"));
+            t.publish(slot, key(2));
+        }
+        try (MappedFileTier t = open(image, 1)) {
+            assertTrue(t.stats().uncleanOpen());
+            assertEquals(-1, t.lookup(key(1)), "the dropped block is still found after the crash");
+            assertEquals(-1, t.lookup(key(2)), "a block is found that was never published");
+            assertEquals(0, t.stats().checksumFailures(), "the header was not cleared before the bytes changed");
+        }
+    }
+
+    @Test
+    void crashWhileAHeldPublishedBlockIsOverwrittenNeverServesTheOldKeyWithTheNewBytes() throws Exception {
+        Path dir = tmp.resolve("c");
+        Path image;
+        try (MappedFileTier t = open(dir, 2)) {
+            int slot = store(t, 1, null);             // published and held
+            MemorySegment src = Arena.ofAuto().allocate(t.slotBytes());
+            fill(src, 2);
+            t.write(slot, 0, src);                    // other bytes into the held slot
+            image = crashImage(dir, tmp.resolve("crash"));
+            t.free(slot);
+        }
+        try (MappedFileTier t = open(image, 2)) {
+            assertEquals(-1, t.lookup(key(1)), "the overwritten block is still found after the crash");
+            assertEquals(0, t.stats().checksumFailures(), "the header was not cleared before the bytes changed");
+        }
+    }
 }
