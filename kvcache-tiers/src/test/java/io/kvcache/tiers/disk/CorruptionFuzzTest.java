@@ -107,14 +107,21 @@ class CorruptionFuzzTest {
         long headers = DiskFileDescriptor.FILE_HEADER_BYTES + (long) SLOTS * DiskFileDescriptor.SLOT_HEADER_BYTES;
         long dataStart = DiskFileDescriptor.dataOffset(SLOTS);
         int op = rnd.nextInt(data ? 4 : 5);
-        try (FileChannel ch = FileChannel.open(f, StandardOpenOption.WRITE)) {
+        if (op == 4) {
+            Files.delete(f);
+            return "index: deleted";
+        }
+        if (size == 0) {
+            return (data ? "data" : "index") + ": already empty";
+        }
+        try (FileChannel ch = FileChannel.open(f, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
             switch (op) {
                 case 0, 1 -> {
                     int flips = 1 + rnd.nextInt(16);
                     for (int i = 0; i < flips; i++) {
                         long at = data ? interesting(rnd, headers, dataStart, size) : rnd.nextLong(size);
                         ByteBuffer b = ByteBuffer.allocate(1);
-                        FileChannel.open(f, StandardOpenOption.READ).read(b, at);
+                        ch.read(b, at);
                         b.put(0, (byte) (b.get(0) ^ (1 << rnd.nextInt(8))));
                         ch.write(b.rewind(), at);
                     }
@@ -126,15 +133,10 @@ class CorruptionFuzzTest {
                     ch.write(ByteBuffer.allocate(len), at);
                     return (data ? "data" : "index") + ": zeroed " + len + " bytes at " + at;
                 }
-                case 3 -> {
+                default -> {
                     long to = data ? interesting(rnd, headers, dataStart, size) : rnd.nextLong(size);
                     ch.truncate(to);
                     return (data ? "data" : "index") + ": truncated to " + to;
-                }
-                default -> {
-                    ch.close();
-                    Files.delete(f);
-                    return "index: deleted";
                 }
             }
         }

@@ -163,6 +163,7 @@ class MappedFileTierTest {
         try (MappedFileTier t = open(dir, 4)) {
             CacheDirectoryLockedException e = assertThrows(CacheDirectoryLockedException.class, () -> open(dir, 4));
             assertTrue(e.getMessage().contains(dir.toAbsolutePath().toString()), e.getMessage());
+            assertFalse(t.failed(), "the refused second open disturbed the first");
         }
         open(dir, 4).close(); // released on close
     }
@@ -206,6 +207,7 @@ class MappedFileTierTest {
     void directoryIs0700AndFiles0600WhateverTheUmask() throws Exception {
         Path dir = tmp.resolve("a/b/cache");
         try (MappedFileTier t = open(dir, 4)) {
+            assertEquals(4, t.slotCount());
             assertEquals("rwx------", PosixFilePermissions.toString(Files.getPosixFilePermissions(dir)));
             for (String f : new String[] {MappedFileTier.DATA_FILE, MappedFileTier.INDEX_FILE, CacheDirectory.LOCK_FILE}) {
                 assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(dir.resolve(f))), f);
