@@ -15,8 +15,10 @@ final class Block {
     BlockKey key;
     /** Sequences referencing this block. */
     int refCount;
-    /** Open residency handles and reads holding this block in place. */
+    /** Open residency handles holding this block in place. */
     int pins;
+    /** Copy-on-write blocks that will copy this block's bytes and keep it alive until they have. */
+    int cowReaders;
     /** Tier index, or -1 while the block has no bytes anywhere yet. */
     int tier = -1;
     int slot = -1;
@@ -38,6 +40,6 @@ final class Block {
     }
 
     boolean cachedOnly() {
-        return refCount == 0 && key != null;
+        return refCount == 0 && cowReaders == 0 && key != null;
     }
 }

@@ -362,14 +362,20 @@ public final class KvCacheManager implements AutoCloseable {
 
     /** A private copy of a shared partial block; the bytes are copied when it is materialized. */
     private Block copyOnWrite(Block shared) {
+        Block b = privateCopyOf(shared);
+        releaseRef(shared);
+        return b;
+    }
+
+    /** A new private block that will copy {@code original}'s bytes when it is materialized. */
+    private Block privateCopyOf(Block original) {
         Block b = newBlock();
         b.refCount = 1;
-        Block source = shared.materialized() ? shared : shared.cowFrom;
+        Block source = original.materialized() ? original : original.cowFrom;
         if (source != null) {
-            source.refCount++;
+            source.cowReaders++;
             b.cowFrom = source;
         }
-        releaseRef(shared);
         return b;
     }
 
@@ -438,9 +444,16 @@ public final class KvCacheManager implements AutoCloseable {
             f.written = s.written;
             f.cachedTokens = s.cachedTokens;
             f.chainKeys.addAll(s.chainKeys);
-            for (Block b : s.blocks) {
-                b.refCount++;
-                f.blocks.add(b);
+            int bt = layout.blockTokens();
+            for (int i = 0; i < s.blocks.size(); i++) {
+                Block b = s.blocks.get(i);
+                if (Math.min(s.length, (i + 1) * bt) > s.written) {
+                    // KV still to be written by each sequence: the fork writes its own copy
+                    f.blocks.add(privateCopyOf(b));
+                } else {
+                    b.refCount++;
+                    f.blocks.add(b);
+                }
             }
             sequences.put(f.id, f);
             return f;
@@ -501,8 +514,16 @@ public final class KvCacheManager implements AutoCloseable {
         maybeFree(b);
     }
 
+    private void releaseCow(Block b) {
+        if (b.cowReaders <= 0) {
+            throw new IllegalStateException("copy-on-write readers of block " + b.id + " would go negative");
+        }
+        b.cowReaders--;
+        maybeFree(b);
+    }
+
     private void maybeFree(Block b) {
-        if (b.refCount == 0 && b.pins == 0 && (b.key == null || b.lost)) {
+        if (b.refCount == 0 && b.pins == 0 && b.cowReaders == 0 && (b.key == null || b.lost)) {
             freeBlock(b);
         }
     }
@@ -522,7 +543,7 @@ public final class KvCacheManager implements AutoCloseable {
         if (b.cowFrom != null) {
             Block src = b.cowFrom;
             b.cowFrom = null;
-            releaseRef(src);
+            releaseCow(src);
         }
     }
 
@@ -1109,7 +1130,7 @@ public final class KvCacheManager implements AutoCloseable {
                     tiers[m.srcTier].free(m.srcSlot);
                 }
                 if (m.releaseWhenSettled != null) {
-                    releaseRef(m.releaseWhenSettled);
+                    releaseCow(m.releaseWhenSettled);
                 }
             } finally {
                 lock.unlock();
@@ -1350,7 +1371,7 @@ public final class KvCacheManager implements AutoCloseable {
         try {
             List<Block> victims = new ArrayList<>();
             for (Block b : blocks.values()) {
-                if (b.refCount == 0 && b.pins == 0) {
+                if (b.refCount == 0 && b.pins == 0 && b.cowReaders == 0) {
                     victims.add(b);
                 }
             }

@@ -89,8 +89,9 @@ public final class Sequence implements AutoCloseable {
     }
 
     /**
-     * @return a new sequence with the same tokens, sharing every block (the partial last block
-     *     is copied on the first append to it)
+     * @return a new sequence with the same tokens, sharing every written block (a partial last
+     *     block is copied on the first append to it; blocks with KV still unwritten are copied
+     *     for the fork at once, since each sequence writes them)
      * @throws InvalidHandleException if the sequence is closed
      */
     public Sequence fork() {

@@ -41,6 +41,9 @@ public interface LibC extends Library {
     int O_RDWR = 2;
     int O_CLOEXEC = 0x80000;
 
+    int F_ADD_SEALS = 1033;
+    int F_SEAL_SHRINK = 0x0002;
+
     Pointer mmap(Pointer addr, long length, int prot, int flags, int fd, long offset) throws LastErrorException;
 
     int munmap(Pointer addr, long length) throws LastErrorException;
@@ -69,6 +72,9 @@ public interface LibC extends Library {
     int close(int fd) throws LastErrorException;
 
     int ioctl(int fd, long request, Pointer arg) throws LastErrorException;
+
+    /** {@code fcntl} with an integer argument (F_ADD_SEALS and the like). */
+    int fcntl(int fd, int cmd, int arg) throws LastErrorException;
 
     long sysconf(int name);
 

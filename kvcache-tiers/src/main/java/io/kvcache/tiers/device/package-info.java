@@ -1,2 +1,2 @@
-/** Device tiers: VRAM through the CUDA driver, or off-heap memory standing in for it. */
+/** Device tiers: VRAM through the CUDA driver (one tier per GPU), or off-heap memory standing in for it. */
 package io.kvcache.tiers.device;

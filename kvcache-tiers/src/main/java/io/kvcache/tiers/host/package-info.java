@@ -1,2 +1,2 @@
-/** Host RAM tiers: page-locked memory the GPU can DMA from, or locked anonymous mappings. */
+/** Host RAM tiers: page-locked memory the GPU can DMA from and map, or locked anonymous mappings. */
 package io.kvcache.tiers.host;

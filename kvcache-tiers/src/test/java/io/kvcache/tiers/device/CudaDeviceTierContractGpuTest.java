@@ -1,0 +1,15 @@
+package io.kvcache.tiers.device;
+
+import io.kvcache.core.layout.KvLayout;
+import io.kvcache.core.tier.Tier;
+import io.kvcache.core.tier.TierContractTest;
+import io.kvcache.nativ.cuda.CudaContext;
+import org.junit.jupiter.api.Tag;
+
+@Tag("gpu")
+class CudaDeviceTierContractGpuTest extends TierContractTest {
+    @Override
+    protected Tier createTier(KvLayout layout, long capacityBytes) {
+        return CudaDeviceTier.allocate(CudaContext.device(0), layout, capacityBytes);
+    }
+}
