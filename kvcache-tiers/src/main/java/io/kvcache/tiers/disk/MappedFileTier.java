@@ -542,8 +542,21 @@ public final class MappedFileTier implements PersistentTier {
             exists = false;
             indexRebuilt = true;
         }
+        // Chronicle marks its header "not ready" while it creates or recovers a file, and an open
+        // that finds it so waits a minute for the writer: here there is none (we hold the
+        // directory lock), so an open interrupted by a crash is recognised by this marker instead
+        Path opening = indexFile.resolveSibling(INDEX_FILE + ".opening");
+        if (exists && Files.exists(opening)) {
+            LOG.log(Level.WARNING, "disk tier ''{0}'': an earlier open of index {1} was interrupted: rebuilding it "
+                    + "from the slot headers", name, indexFile);
+            Files.delete(indexFile);
+            exists = false;
+            indexRebuilt = true;
+        }
         long entries = slotCount;
         if (exists) {
+            Files.deleteIfExists(opening);
+            Files.createFile(opening);
             try {
                 if (clean) {
                     index = SlotIndex.open(indexFile.toFile(), entries);
@@ -568,6 +581,7 @@ public final class MappedFileTier implements PersistentTier {
         if (index == null) {
             index = createIndex();
         }
+        Files.deleteIfExists(opening);
     }
 
     /**

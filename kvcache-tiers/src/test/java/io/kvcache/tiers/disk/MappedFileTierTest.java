@@ -373,4 +373,24 @@ class MappedFileTierTest {
             assertEquals(0, t.stats().checksumFailures(), "the header was not cleared before the bytes changed");
         }
     }
+
+    @Test
+    void anIndexWhoseOpenWasInterruptedIsRebuiltFromTheSlotHeadersWithoutWaiting() throws Exception {
+        Path dir = tmp.resolve("c");
+        try (MappedFileTier t = open(dir, 4)) {
+            t.free(store(t, 1, null));
+            t.free(store(t, 2, key(1)));
+        }
+        Files.createFile(dir.resolve(MappedFileTier.INDEX_FILE + ".opening")); // a process died opening it
+        try (MappedFileTier t = open(dir, 4)) {
+            assertTrue(t.stats().indexRebuilt());
+            assertEquals(2, t.stats().recoveredBlocks());
+            for (int id = 1; id <= 2; id++) {
+                int slot = t.lookup(key(id));
+                assertTrue(slot >= 0 && readMatches(t, slot, id), "block " + id);
+                t.free(slot);
+            }
+        }
+        assertFalse(Files.exists(dir.resolve(MappedFileTier.INDEX_FILE + ".opening")));
+    }
 }
