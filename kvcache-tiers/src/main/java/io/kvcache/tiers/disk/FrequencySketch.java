@@ -3,9 +3,9 @@ package io.kvcache.tiers.disk;
 import io.kvcache.core.block.BlockKey;
 
 /**
- * A TinyLFU frequency sketch: a count-min sketch of four rows of 4-bit counters that estimates
- * how often each block key was asked for, halved every {@code 10 * width} increments so that
- * old popularity fades. Estimates never undercount between resets; collisions can only
+ * A TinyLFU frequency sketch: a count-min sketch of 4-bit counters (four hashed positions per
+ * key) that estimates how often each block key was asked for, halved every
+ * {@code 10 * expectedEntries} counted accesses so that old popularity fades. Estimates never undercount between resets; collisions can only
  * overcount. Not thread-safe: the tier calls it under its lock.
  */
 final class FrequencySketch {
@@ -18,12 +18,18 @@ final class FrequencySketch {
     private final int sampleSize;
     private int additions;
 
-    /** @param expectedEntries blocks the tier can hold; sizes the table */
+    /**
+     * @param expectedEntries blocks the tier can hold. The table has 16 counters per entry (half
+     *                        a byte each) and ages every {@code 10 * expectedEntries} counted
+     *                        accesses, so a counter sees a few increments per period rather than
+     *                        saturating under a stream of one-off keys.
+     */
     FrequencySketch(int expectedEntries) {
-        int counters = Integer.highestOneBit(Math.max(64, Math.min(1 << 26, expectedEntries)) - 1) << 1;
+        long entries = Math.max(16, expectedEntries);
+        int counters = (int) Math.min(1L << 26, Long.highestOneBit(entries * 16 - 1) << 1);
         this.table = new long[counters / 16];
         this.mask = counters - 1;
-        this.sampleSize = 10 * counters;
+        this.sampleSize = (int) Math.min(Integer.MAX_VALUE, 10 * entries);
     }
 
     private static int index(int hash, int row, int mask) {
