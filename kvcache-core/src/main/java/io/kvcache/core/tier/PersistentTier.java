@@ -5,6 +5,12 @@ import io.kvcache.core.block.BlockKey;
 /**
  * A tier whose content-addressed blocks survive a restart. The manager publishes full, written
  * blocks under their key and looks keys up when a sequence opens.
+ *
+ * <p>Freeing a published slot releases the caller's hold, not the block: the block stays
+ * published and can be found by {@link #lookup} until the tier needs the slot for a new
+ * allocation and drops it (a tier decides which of its unreferenced published blocks to drop).
+ * Such slots count as free in {@link #freeSlots()}. Reads of a published block verify its
+ * checksum; a block that fails is reported with {@link BlockUnavailableException}.
  */
 public interface PersistentTier extends Tier {
 
@@ -16,6 +22,18 @@ public interface PersistentTier extends Tier {
      */
     int lookup(BlockKey key);
 
+    /**
+     * Takes a free slot for a block that will be published under {@code key}. A bounded tier
+     * that must drop one of its own unreferenced blocks to make room may refuse instead, when
+     * its admission policy rates the block it would drop as more valuable than {@code key}
+     * (a one-off block does not flush reused ones).
+     *
+     * @return a slot as {@link #allocate()} gives, or -1 when full or the block is not admitted
+     */
+    default int allocate(BlockKey key) {
+        return allocate();
+    }
+
     /** @return whether a block with this key is published, without taking its slot */
     boolean contains(BlockKey key);
 
@@ -24,6 +42,16 @@ public interface PersistentTier extends Tier {
      * {@link #lookup} (in this process or the next) finds it.
      */
     void publish(int slot, BlockKey key);
+
+    /**
+     * Publishes like {@link #publish(int, BlockKey)} and records the key of the block before
+     * this one in its prefix chain, so that a bounded tier can drop leaf blocks of chains first.
+     *
+     * @param parent key of the previous block of the chain, or null for a chain's first block
+     */
+    default void publish(int slot, BlockKey key, BlockKey parent) {
+        publish(slot, key);
+    }
 
     /**
      * Verifies a slot's bytes against its recorded checksum. A slot that fails is quarantined:

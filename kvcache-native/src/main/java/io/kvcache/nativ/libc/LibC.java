@@ -60,6 +60,13 @@ public interface LibC extends Library {
 
     int ftruncate(int fd, long length) throws LastErrorException;
 
+    /**
+     * Reserves disk blocks for a byte range of a file, extending it.
+     *
+     * @return 0, or the error number (ENOSPC = 28 when the disk is full); errno is not set
+     */
+    int posix_fallocate(int fd, long offset, long length);
+
     int open(String path, int flags) throws LastErrorException;
 
     int close(int fd) throws LastErrorException;
@@ -70,6 +77,19 @@ public interface LibC extends Library {
     int fcntl(int fd, int cmd, int arg) throws LastErrorException;
 
     long sysconf(int name);
+
+    int POSIX_FADV_DONTNEED = 4;
+
+    /**
+     * Advises the kernel about a file range's use; {@link #POSIX_FADV_DONTNEED} drops its clean
+     * pages from the page cache.
+     *
+     * @return 0, or the error number; errno is not set
+     */
+    int posix_fadvise(int fd, long offset, long length, int advice);
+
+    /** @return the effective user id of this process */
+    int geteuid();
 
     /** {@code struct rlimit}. */
     @Structure.FieldOrder({"rlim_cur", "rlim_max"})

@@ -1,0 +1,23 @@
+package io.kvcache.tiers.disk;
+
+/**
+ * A snapshot of the disk tier's counters since it was opened.
+ *
+ * @param recoveredBlocks      published blocks found valid at open
+ * @param droppedAtOpen        slot headers or index entries found invalid at open and dropped
+ * @param uncleanOpen          whether the previous process did not close the tier (crash, kill)
+ * @param indexRebuilt         whether the index was unreadable or corrupt and was rebuilt from the slot headers
+ * @param lookups              {@code lookup} calls
+ * @param hits                 lookups that returned a verified block
+ * @param publishes            blocks published
+ * @param evictions            unreferenced published blocks dropped to make room
+ * @param admissionRejections  allocations refused because the block to drop was used more often
+ * @param checksumFailures     blocks whose bytes did not match their CRC32C: quarantined, served as misses
+ * @param ioErrors             I/O errors and faults of the mapped file (each also logged)
+ * @param retiredSlots         slots taken out of use by I/O errors, truncation or a disk too full to preallocate
+ * @param fileLost             whether the data file was deleted or replaced underneath (the tier then failed)
+ */
+public record DiskTierStats(long recoveredBlocks, long droppedAtOpen, boolean uncleanOpen, boolean indexRebuilt,
+        long lookups, long hits, long publishes, long evictions, long admissionRejections,
+        long checksumFailures, long ioErrors, long retiredSlots, boolean fileLost) {
+}
