@@ -2,6 +2,7 @@ package io.kvcache.examples.demo;
 
 import io.kvcache.core.layout.KvLayout;
 import io.kvcache.core.tier.PersistentTier;
+import io.kvcache.tiers.disk.MappedFileTier;
 import java.nio.file.Path;
 
 /**
@@ -22,6 +23,13 @@ final class DiskTierFactory {
      * @throws UsageException naming the directory when it cannot be used
      */
     static PersistentTier open(Path dir, KvLayout layout, String modelId, long bytes) throws UsageException {
-        throw new UsageException("--disk-dir " + dir + ": the disk tier (MappedFileTier) is not in this build yet");
+        try {
+            return MappedFileTier.builder(layout).directory(dir).capacityBytes(bytes).modelId(modelId).name("disk")
+                    .open();
+        } catch (RuntimeException e) {
+            // locked by another process, made for other weights or another size, unsafe permissions,
+            // missing JVM flags: the tier's message says which
+            throw new UsageException("--disk-dir " + dir + ": " + e.getMessage());
+        }
     }
 }
