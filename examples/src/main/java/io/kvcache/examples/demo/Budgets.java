@@ -5,8 +5,8 @@ import io.kvcache.core.layout.KvLayout;
 /**
  * Tier sizes in blocks for a decode whose KV ends at {@code finalBlocks} blocks. Unset budgets
  * are chosen so that every tier takes part: the device holds an eighth of the final KV, the host
- * a quarter when a disk tier sits below it (else everything the device does not), the disk
- * 256 MiB or twice the final KV.
+ * a quarter when a disk tier sits below it (else everything the device does not), a temporary
+ * disk twice the final KV, a persistent one 256 MiB or twice the final KV.
  *
  * @param deviceBlocks slots of the device tier
  * @param hostBlocks   slots of the host tier
@@ -22,9 +22,11 @@ public record Budgets(int deviceBlocks, int hostBlocks, int diskBlocks) {
      * @param layout      the cache layout
      * @param finalBlocks blocks of the longest request
      * @param withDisk    whether a disk tier is used
+     * @param persistent  whether that disk tier outlives the run (its size is then fixed across runs)
      * @throws UsageException when a budget is too small to decode or larger than an int of slots
      */
-    static Budgets choose(DemoOptions o, KvLayout layout, int finalBlocks, boolean withDisk) throws UsageException {
+    static Budgets choose(DemoOptions o, KvLayout layout, int finalBlocks, boolean withDisk, boolean persistent)
+            throws UsageException {
         long bb = layout.blockBytes();
         int device = o.deviceBudget != null ? blocks("--device-budget", o.deviceBudget, bb)
                 : Math.max(MIN_DEVICE_BLOCKS, finalBlocks / 8);
@@ -43,7 +45,8 @@ public record Budgets(int deviceBlocks, int hostBlocks, int diskBlocks) {
         }
         int disk = 0;
         if (withDisk) {
-            disk = o.diskBudget != null ? blocks("--disk-budget", o.diskBudget, bb) : defaultDiskBlocks(finalBlocks, bb);
+            disk = o.diskBudget != null ? blocks("--disk-budget", o.diskBudget, bb)
+                    : persistent ? defaultDiskBlocks(finalBlocks, bb) : 2 * finalBlocks + spare;
             if (disk < 1) {
                 throw new UsageException("--disk-budget " + ByteSize.format(o.diskBudget)
                         + " is smaller than one block of " + ByteSize.format(bb));

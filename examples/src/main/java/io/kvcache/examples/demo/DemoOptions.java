@@ -26,6 +26,8 @@ public final class DemoOptions {
               --device-budget BYTES  device tier size, e.g. 1MiB (default: an eighth of the final KV)
               --host-budget BYTES    host tier size (default: a quarter of the final KV with a disk tier, else all of it)
               --disk-dir DIR         directory of the persistent disk tier; run twice to see restart reuse
+                                     (default: a temporary directory, removed at exit)
+              --no-disk              no disk tier
               --disk-budget BYTES    disk tier size (default: 256MiB, or twice the final KV if larger)
               --block-tokens N       tokens per KV block (default: 16)
               --policy lru|attention eviction policy (default: lru); attention reports attention mass per block
@@ -58,6 +60,7 @@ public final class DemoOptions {
     boolean verify = true;
     Path report;
     boolean progress = true;
+    boolean noDisk;
     boolean help;
 
     /**
@@ -85,6 +88,7 @@ public final class DemoOptions {
                 case "--help", "-h" -> o.help = true;
                 case "--no-verify" -> o.verify = false;
                 case "--no-progress" -> o.progress = false;
+                case "--no-disk" -> o.noDisk = true;
                 case "--model" -> o.model = Path.of(value);
                 case "--prompt-ids" -> o.promptIds = ids(flag, value);
                 case "--tokens" -> o.tokens = intIn(flag, value, 0, 1 << 24);

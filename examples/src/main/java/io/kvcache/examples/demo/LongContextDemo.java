@@ -125,12 +125,50 @@ public final class LongContextDemo {
         } catch (IllegalArgumentException e) {
             throw new UsageException("--block-tokens " + o.blockTokens + ": " + e.getMessage());
         }
+        String modelId = modelId(cp);
+        // without --disk-dir the disk tier lives in a temporary directory removed at exit, so that
+        // the default run demotes all the way down; --disk-dir keeps it for restart reuse
+        boolean persistentDisk = o.diskDir != null;
+        Path diskDir = o.diskDir;
+        if (diskDir == null && !o.noDisk) {
+            try {
+                diskDir = Files.createTempDirectory("kvcache-demo-");
+            } catch (IOException e) {
+                out.println("note      no disk tier: cannot create a temporary directory (" + e.getMessage() + ")");
+            }
+        }
+        try {
+            return decode(cp, device, layout, modelId, diskDir, persistentDisk);
+        } finally {
+            if (diskDir != null && !persistentDisk) {
+                deleteTree(diskDir);
+            }
+        }
+    }
+
+    private int decode(Checkpoint cp, DeviceSetup device, KvLayout layout, String modelId, Path diskDir,
+                       boolean persistentDisk) throws UsageException {
+        LlamaConfig c = cp.config();
         int bt = layout.blockTokens();
         int finalTokens = o.promptIds.length + o.tokens;
         int finalBlocks = ceilDiv(finalTokens, bt);
-        boolean withDisk = o.diskDir != null;
-        Budgets budgets = Budgets.choose(o, layout, finalBlocks, withDisk);
-        String modelId = modelId(cp);
+        Budgets budgets = Budgets.choose(o, layout, finalBlocks, diskDir != null, persistentDisk);
+        Tier disk = null;
+        String diskNote = null;
+        if (diskDir != null) {
+            try {
+                disk = DiskTierFactory.open(diskDir, layout, modelId, budgets.diskBlocks() * layout.blockBytes());
+            } catch (UsageException e) {
+                if (persistentDisk) {
+                    throw e;
+                }
+                // the implicit temporary disk tier is a nicety: run without it rather than fail
+                diskNote = "no disk tier: " + e.getMessage();
+                diskDir = null;
+                budgets = Budgets.choose(o, layout, finalBlocks, false, false);
+            }
+        }
+        boolean withDisk = disk != null;
         LlamaModel model = new LlamaModel(cp);
 
         out.println("LongContextDemo: a Llama-2 decode whose KV cache is paged across memory tiers");
@@ -143,6 +181,9 @@ public final class LongContextDemo {
         if (finalTokens > c.seqLen()) {
             out.printf(Locale.ROOT, "note      the context exceeds the model's training length of %d tokens%n", c.seqLen());
         }
+        if (diskNote != null) {
+            out.println("note      " + diskNote);
+        }
 
         // the backend holds device buffers and a loaded module on a GPU: released however the run ends
         try (AttentionBackend backend = device.backend(c)) {
@@ -151,13 +192,13 @@ public final class LongContextDemo {
                 tiers.add(device.deviceTier(layout, budgets.deviceBlocks()));
                 tiers.add(device.hostTier(layout, budgets.hostBlocks()));
                 if (withDisk) {
-                    tiers.add(DiskTierFactory.open(o.diskDir, layout, modelId, budgets.diskBlocks() * layout.blockBytes()));
+                    tiers.add(disk);
                 }
             } catch (OutOfMemoryError e) {
                 tiers.forEach(Tier::close);
                 throw new UsageException("cannot allocate the tiers' memory (" + e.getMessage()
                         + "); use a smaller --device-budget or --host-budget");
-            } catch (UsageException | RuntimeException e) {
+            } catch (RuntimeException e) {
                 tiers.forEach(Tier::close);
                 throw e;
             }
@@ -173,8 +214,9 @@ public final class LongContextDemo {
             }
             String first = "tiers     ";
             for (Tier t : tiers) {
-                out.printf(Locale.ROOT, "%s%-7s %9s = %4d blocks  %s%n", first, t.name(),
-                        ByteSize.format(t.slotCount() * t.slotBytes()), t.slotCount(), t.backing());
+                out.printf(Locale.ROOT, "%s%-7s %9s = %4d blocks  %s%s%n", first, t.name(),
+                        ByteSize.format(t.slotCount() * t.slotBytes()), t.slotCount(), t.backing(),
+                        t == disk && !persistentDisk ? " (temporary, removed at exit; --disk-dir DIR keeps it)" : "");
                 first = "          ";
             }
             out.printf(Locale.ROOT, "decode    %s eviction; attention on %s over windows of %d blocks, the next window prefetched%n",
@@ -194,7 +236,7 @@ public final class LongContextDemo {
             try (KvCacheManager cache = builder.build()) {
                 CachedDecoder decoder = new CachedDecoder(model, cache, backend, window, true,
                         o.policy == DemoOptions.Policy.ATTENTION);
-                int[] saved = withDisk ? LastRequest.read(o.diskDir, modelId, bt) : null;
+                int[] saved = withDisk && persistentDisk ? LastRequest.read(diskDir, modelId, bt) : null;
                 if (saved != null && o.followupTokens > 0) {
                     // restart reuse: the previous run's last request, sent first, finds its prefix on disk
                     resumed = decoder.run(TENANT, saved, o.followupTokens, sampler(c), StepListener.NONE);
@@ -219,11 +261,11 @@ public final class LongContextDemo {
                     // a salt no run used before, so that nothing, not even a disk tier's blocks, is shared
                     byte[] coldTenant = ("demo-cold-run-" + java.util.UUID.randomUUID()).getBytes(StandardCharsets.UTF_8);
                     cold = decoder.run(coldTenant, prompt, o.followupTokens, sampler(c), StepListener.NONE);
-                    if (withDisk) {
+                    if (withDisk && persistentDisk) {
                         try {
-                            LastRequest.write(o.diskDir, modelId, bt, prompt);
+                            LastRequest.write(diskDir, modelId, bt, prompt);
                         } catch (IOException e) {
-                            err.println("warning: cannot save the request for restart reuse in " + o.diskDir + ": " + e);
+                            err.println("warning: cannot save the request for restart reuse in " + diskDir + ": " + e);
                         }
                     }
                 }
@@ -259,7 +301,7 @@ public final class LongContextDemo {
                                 : " (" + resumed.recoveries() + " blocks failed their checksum and were recomputed)");
                 rows.add(new HtmlReport.Row("restart reuse", resumed.cachedTokens() + " of " + resumed.prompt().length
                         + " prompt tokens found cached at start, " + resumedDiskHits + " blocks from disk"));
-            } else if (withDisk) {
+            } else if (withDisk && persistentDisk) {
                 out.println("restart reuse run again with the same --disk-dir: the next run sends this run's last request first");
             }
             if (followUp != null) {
@@ -343,6 +385,21 @@ public final class LongContextDemo {
                 }
             };
             return d.run(TENANT, o.promptIds, o.tokens, new Sampler(model.config().vocabSize(), o.temperature, o.seed), l);
+        }
+    }
+
+    /** Removes a temporary disk directory and what the disk tier left in it; best effort. */
+    private void deleteTree(Path dir) {
+        try (var walk = Files.walk(dir)) {
+            walk.sorted(java.util.Comparator.reverseOrder()).forEach(p -> {
+                try {
+                    Files.deleteIfExists(p);
+                } catch (IOException e) {
+                    err.println("warning: cannot remove " + p + ": " + e.getMessage());
+                }
+            });
+        } catch (IOException | java.io.UncheckedIOException e) {
+            err.println("warning: cannot remove the temporary disk directory " + dir + ": " + e.getMessage());
         }
     }
 

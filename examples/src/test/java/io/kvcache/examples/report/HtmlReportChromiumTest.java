@@ -54,8 +54,8 @@ class HtmlReportChromiumTest {
         while (m.find()) {
             paths.add(m.group());
         }
-        // tiers device + host + context line, step + wait latency, up + down bytes
-        assertEquals(7, paths.size(), String.join("\n", paths));
+        // tiers device + host + (temporary) disk + context line, step + wait latency, up + down bytes
+        assertEquals(8, paths.size(), String.join("\n", paths));
         for (String p : paths) {
             assertTrue(p.contains("data-points=\"" + TOKENS + "\""), p);
             Matcher d = Pattern.compile(" d=\"([^\"]*)\"").matcher(p);
