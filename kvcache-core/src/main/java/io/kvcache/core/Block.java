@@ -13,6 +13,8 @@ final class Block {
     final long id;
     /** Content key once sealed (full and written) and registered for sharing; null while private. */
     BlockKey key;
+    /** Key of the previous block of the prefix chain once sealed; null for a chain's first block. */
+    BlockKey parentKey;
     /** Sequences referencing this block. */
     int refCount;
     /** Open residency handles holding this block in place. */

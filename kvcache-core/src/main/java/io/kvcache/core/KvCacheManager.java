@@ -64,6 +64,7 @@ public final class KvCacheManager implements AutoCloseable {
     private final EvictionPolicy policy;
     private final int prefetchLookahead;
     private final CostModel costModel;
+    private final boolean persistOnClose;
     private final ReentrantLock lock = new ReentrantLock();
     private final ExecutorService dispatcher;
 
@@ -108,6 +109,7 @@ public final class KvCacheManager implements AutoCloseable {
         this.policy = b.policy;
         this.prefetchLookahead = b.prefetchLookahead;
         this.costModel = b.costModel;
+        this.persistOnClose = b.persistOnClose;
         this.slotFree = new CompletableFuture<?>[tiers.length][];
         for (int t = 0; t < tiers.length; t++) {
             slotFree[t] = new CompletableFuture<?>[tiers[t].slotCount()];
@@ -140,6 +142,7 @@ public final class KvCacheManager implements AutoCloseable {
         private EvictionPolicy policy = EvictionPolicy.lru();
         private int prefetchLookahead = 64;
         private CostModel costModel;
+        private boolean persistOnClose = true;
 
         private Builder(KvLayout layout) {
             this.layout = Objects.requireNonNull(layout, "layout");
@@ -185,6 +188,16 @@ public final class KvCacheManager implements AutoCloseable {
          */
         public Builder costModel(CostModel model) {
             this.costModel = Objects.requireNonNull(model, "model");
+            return this;
+        }
+
+        /**
+         * @param persist whether {@link KvCacheManager#close()} copies sealed blocks still held in
+         *                volatile tiers into the first persistent tier, so that the next process
+         *                finds them (default true; no effect without a persistent tier)
+         */
+        public Builder persistOnClose(boolean persist) {
+            this.persistOnClose = persist;
             return this;
         }
 
@@ -417,6 +430,7 @@ public final class KvCacheManager implements AutoCloseable {
             return;
         }
         b.key = key;
+        b.parentKey = index == 0 ? null : s.chainKeys.get(index - 1);
         byKey.put(key, b);
         if (b.materialized() && tiers[b.tier] instanceof PersistentTier pt) {
             CompletableFuture<Void> ready = b.dataReady;
@@ -425,7 +439,7 @@ public final class KvCacheManager implements AutoCloseable {
                 lock.lock();
                 try {
                     if (b.dataReady == ready && b.slot == slot && blocks.get(b.id) == b) {
-                        pt.publish(slot, key);
+                        pt.publish(slot, key, b.parentKey);
                     }
                 } finally {
                     lock.unlock();
@@ -633,7 +647,7 @@ public final class KvCacheManager implements AutoCloseable {
                     if (b.materialized()) {
                         sourceTiers[hitCount++] = b.tier;
                     }
-                    int slot = obtainSlot(0, plan);
+                    int slot = obtainSlot(0, plan, b);
                     if (!b.materialized() && b.cowFrom == null) {
                         plan.materialize(b, slot);
                     } else if (!b.materialized()) {
@@ -721,7 +735,7 @@ public final class KvCacheManager implements AutoCloseable {
                     }
                     int slot;
                     try {
-                        slot = obtainSlot(0, plan);
+                        slot = obtainSlot(0, plan, b);
                     } catch (OutOfCacheSpaceException e) {
                         break;
                     }
@@ -923,14 +937,12 @@ public final class KvCacheManager implements AutoCloseable {
      * demoted to the next tier with room, or dropped when unreferenced and no lower tier has
      * room. The slot's old bytes may still be in flight; moves into it wait on its future.
      */
-    private int obtainSlot(int t, Plan plan) {
+    private int obtainSlot(int t, Plan plan, Block forBlock) {
         if (plan.exhausted[t] || tiers[t].failed()) {
             throw new OutOfCacheSpaceException(noRoom(t));
         }
-        int slot = tiers[t].allocate();
+        int slot = allocateFree(t, plan, forBlock);
         if (slot >= 0) {
-            int s = slot;
-            plan.undo.add(new Undo(() -> tiers[t].free(s)));
             return slot;
         }
         int[] found = {-1};
@@ -945,11 +957,20 @@ public final class KvCacheManager implements AutoCloseable {
                     continue;
                 }
                 int lower;
-                try {
-                    lower = obtainSlot(d, plan);
-                } catch (OutOfCacheSpaceException e) {
-                    plan.exhausted[d] = true;
-                    continue;
+                if (v.cachedOnly() && tiers[d] instanceof PersistentTier) {
+                    // a block nobody holds enters a persistent tier only if its admission policy
+                    // takes it; it never evicts others there
+                    lower = allocateFree(d, plan, v);
+                    if (lower < 0) {
+                        continue;
+                    }
+                } else {
+                    try {
+                        lower = obtainSlot(d, plan, v);
+                    } catch (OutOfCacheSpaceException e) {
+                        plan.exhausted[d] = true;
+                        continue;
+                    }
                 }
                 v.planId = plan.id;
                 plan.move(v, d, lower);
@@ -971,6 +992,16 @@ public final class KvCacheManager implements AutoCloseable {
         plan.claimedSlots.add(claimed);
         plan.undo.add(new Undo(() -> plan.claimedSlots.remove(claimed)));
         return found[0];
+    }
+
+    /** A free slot of tier {@code t} for a block (persistent tiers apply their admission to its key), or -1. */
+    private int allocateFree(int t, Plan plan, Block forBlock) {
+        int slot = tiers[t] instanceof PersistentTier pt && forBlock.key != null
+                ? pt.allocate(forBlock.key) : tiers[t].allocate();
+        if (slot >= 0) {
+            plan.undo.add(new Undo(() -> tiers[t].free(slot)));
+        }
+        return slot;
     }
 
     private String noRoom(int t) {
@@ -1108,7 +1139,7 @@ public final class KvCacheManager implements AutoCloseable {
             try {
                 // publish only while the block still lives in the slot the copy filled
                 if (m.block.key != null && m.block.dataReady == m.done && blocks.get(m.block.id) == m.block) {
-                    pt.publish(m.dstSlot, m.block.key);
+                    pt.publish(m.dstSlot, m.block.key, m.block.parentKey);
                 }
             } catch (RuntimeException e) {
                 LOG.log(System.Logger.Level.WARNING, "could not publish block " + m.block.id
@@ -1307,7 +1338,13 @@ public final class KvCacheManager implements AutoCloseable {
                 throw new BlockLostException("block " + logicalBlock + " of sequence " + s.id
                         + " failed its checksum in tier '" + tier.name() + "'", logicalBlock, null);
             }
-            tier.read(slot, 0, dst.asSlice(0, layout.blockBytes()));
+            try {
+                tier.read(slot, 0, dst.asSlice(0, layout.blockBytes()));
+            } catch (KvCacheException e) {
+                markLost(b, t);
+                throw new BlockLostException("block " + logicalBlock + " of sequence " + s.id
+                        + " could not be read from tier '" + tier.name() + "'", logicalBlock, e);
+            }
         } catch (CompletionException e) {
             throw new BlockLostException("block " + logicalBlock + " of sequence " + s.id + " was lost",
                     logicalBlock, e.getCause());
@@ -1455,7 +1492,64 @@ public final class KvCacheManager implements AutoCloseable {
         }
     }
 
-    /** Waits for copies in flight, then closes the engines and the tiers. */
+    /**
+     * Copies every sealed block held only in volatile tiers into the first persistent tier (as
+     * far as its admission takes them), so the next process finds them. Blocks already published
+     * there are skipped. Called by {@link #close()} unless the builder said otherwise.
+     *
+     * @return blocks written
+     */
+    private int persistSealedBlocks() {
+        int target = -1;
+        for (int t = 0; t < tiers.length && target < 0; t++) {
+            if (tiers[t] instanceof PersistentTier && !tiers[t].failed()) {
+                target = t;
+            }
+        }
+        if (target < 0) {
+            return 0;
+        }
+        PersistentTier pt = (PersistentTier) tiers[target];
+        List<Block> sealed = new ArrayList<>();
+        lock.lock();
+        try {
+            for (Block b : blocks.values()) {
+                if (b.key != null && !b.lost && b.materialized() && !(tiers[b.tier] instanceof PersistentTier)
+                        && !tiers[b.tier].failed()) {
+                    sealed.add(b);
+                }
+            }
+        } finally {
+            lock.unlock();
+        }
+        int written = 0;
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            MemorySegment bounce = arena.allocate(layout.blockBytes(), 4096);
+            for (Block b : sealed) {
+                if (pt.contains(b.key)) {
+                    continue;
+                }
+                int slot = pt.allocate(b.key);
+                if (slot < 0) {
+                    continue;
+                }
+                try {
+                    tiers[b.tier].read(b.slot, 0, bounce);
+                    pt.write(slot, 0, bounce);
+                    pt.publish(slot, b.key, b.parentKey);
+                    written++;
+                } catch (RuntimeException e) {
+                    LOG.log(System.Logger.Level.WARNING, "could not persist block " + b.id + ": " + e);
+                } finally {
+                    // a published slot stays findable after the free; an unpublished one is simply free
+                    pt.free(slot);
+                }
+            }
+        }
+        return written;
+    }
+
+    /** Waits for copies in flight, persists sealed blocks (see the builder), then closes the engines and the tiers. */
     @Override
     public void close() {
         List<CompletableFuture<?>> pending = new ArrayList<>();
@@ -1475,6 +1569,9 @@ public final class KvCacheManager implements AutoCloseable {
             lock.unlock();
         }
         CompletableFuture.allOf(pending.toArray(CompletableFuture[]::new)).handle((v, e) -> null).join();
+        if (persistOnClose) {
+            persistSealedBlocks();
+        }
         dispatcher.shutdown();
         for (TransferEngine e : engines) {
             e.close();

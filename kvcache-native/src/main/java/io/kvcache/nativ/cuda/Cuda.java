@@ -1,6 +1,6 @@
 package io.kvcache.nativ.cuda;
 
-import com.sun.jna.Native;
+import io.kvcache.nativ.NativeLibraries;
 import com.sun.jna.ptr.IntByReference;
 import com.sun.jna.ptr.PointerByReference;
 import java.util.ArrayList;
@@ -99,7 +99,7 @@ public final class Cuda {
         for (String name : names) {
             CuLib lib;
             try {
-                lib = Native.load(name, CuLib.class);
+                lib = NativeLibraries.load(name, CuLib.class);
             } catch (UnsatisfiedLinkError e) {
                 last = e;
                 reasons.add(name + ": " + firstLine(e.getMessage()));

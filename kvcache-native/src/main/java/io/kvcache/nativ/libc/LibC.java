@@ -2,7 +2,7 @@ package io.kvcache.nativ.libc;
 
 import com.sun.jna.LastErrorException;
 import com.sun.jna.Library;
-import com.sun.jna.Native;
+import io.kvcache.nativ.NativeLibraries;
 import com.sun.jna.Pointer;
 import com.sun.jna.Structure;
 
@@ -13,7 +13,7 @@ import com.sun.jna.Structure;
 public interface LibC extends Library {
 
     /** The process's libc, loaded on first use. */
-    LibC INSTANCE = Native.load("c", LibC.class);
+    LibC INSTANCE = NativeLibraries.load("c", LibC.class);
 
     int PROT_READ = 0x1;
     int PROT_WRITE = 0x2;

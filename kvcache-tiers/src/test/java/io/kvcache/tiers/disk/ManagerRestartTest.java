@@ -94,7 +94,9 @@ class ManagerRestartTest {
             }
             System.out.println("manager restart: " + hits + " of " + 3 * PROMPT_BLOCKS
                     + " prompt blocks were hits after the restart; disk stats " + disk.stats());
-            assertTrue(hits >= 3 * (PROMPT_BLOCKS - 4), "too few blocks survived the restart: " + hits);
+            // every full block but the last of each prompt (always recomputed for its logits):
+            // the blocks still in device and host memory were persisted by close()
+            assertEquals(3 * (PROMPT_BLOCKS - 1), hits, "blocks that survived the restart");
             Sequence other = m.open(new byte[] {9}, prompt(1));
             assertEquals(0, other.cachedTokens(), "another tenant's salt must not hit");
             other.close();

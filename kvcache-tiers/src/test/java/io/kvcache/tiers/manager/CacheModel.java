@@ -12,6 +12,7 @@ import io.kvcache.core.layout.DType;
 import io.kvcache.core.layout.KvLayout;
 import io.kvcache.core.policy.EvictionPolicy;
 import io.kvcache.core.stats.TierStats;
+import io.kvcache.core.tier.Tier;
 import io.kvcache.tiers.device.SimulatedDeviceTier;
 import io.kvcache.tiers.host.MmapHostTier;
 import java.util.ArrayList;
@@ -43,11 +44,16 @@ final class CacheModel implements AutoCloseable {
     private final StringBuilder log = new StringBuilder();
 
     CacheModel(boolean attention) {
+        this(attention, new MmapHostTier("lower", LAYOUT, 8 * LAYOUT.blockBytes()));
+    }
+
+    /** @param lowest the bottom tier: another host tier, or the persistent disk tier */
+    CacheModel(boolean attention, Tier lowest) {
         manager = KvCacheManager.builder(LAYOUT)
                 .modelId("model-under-test")
                 .tier(new SimulatedDeviceTier(LAYOUT, 5 * LAYOUT.blockBytes()))
                 .tier(new MmapHostTier(LAYOUT, 6 * LAYOUT.blockBytes()))
-                .tier(new MmapHostTier("lower", LAYOUT, 8 * LAYOUT.blockBytes()))
+                .tier(lowest)
                 .evictionPolicy(attention ? EvictionPolicy.attentionScore(1, 1, 0.8) : EvictionPolicy.lru())
                 .prefetchLookaheadBlocks(3)
                 .build();

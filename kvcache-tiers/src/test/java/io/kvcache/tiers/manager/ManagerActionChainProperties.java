@@ -2,8 +2,16 @@ package io.kvcache.tiers.manager;
 
 import io.kvcache.core.Sequence;
 import io.kvcache.core.prefetch.AccessPlan;
+import io.kvcache.core.tier.Tier;
+import io.kvcache.tiers.disk.MappedFileTier;
+import io.kvcache.tiers.host.MmapHostTier;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Supplier;
 import net.jqwik.api.Arbitraries;
 import net.jqwik.api.Arbitrary;
 import net.jqwik.api.Combinators;
@@ -24,12 +32,22 @@ import net.jqwik.api.state.Transformer;
 class ManagerActionChainProperties {
     private final List<CacheModel> models = new ArrayList<>();
 
+    private final List<Path> directories = new ArrayList<>();
+
     @AfterTry
-    void closeModels() {
+    void closeModels() throws IOException {
         for (CacheModel m : models) {
             m.close();
         }
         models.clear();
+        for (Path dir : directories) {
+            try (var files = Files.walk(dir)) {
+                for (Path p : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                    Files.delete(p);
+                }
+            }
+        }
+        directories.clear();
     }
 
     @Property(shrinking = ShrinkingMode.OFF)
@@ -44,9 +62,30 @@ class ManagerActionChainProperties {
         chain.finalState().ifPresent(CacheModel::closeAllAndCheckEmpty);
     }
 
+    /** The bottom tier is the persistent disk tier (real file, real Chronicle Map index). */
+    @Property(tries = 150, shrinking = ShrinkingMode.OFF)
+    void invariantsHoldOverThePersistentDiskTier(@ForAll("diskChains") ActionChain<CacheModel> chain) {
+        chain.withInvariant(CacheModel::checkInvariants).run();
+        chain.finalState().ifPresent(CacheModel::closeAllAndCheckEmpty);
+    }
+
     @Provide
     Arbitrary<ActionChain<CacheModel>> lruChains() {
         return chains(false);
+    }
+
+    @Provide
+    Arbitrary<ActionChain<CacheModel>> diskChains() {
+        return chains(false, () -> {
+            try {
+                Path dir = Files.createTempDirectory("kvcache-chain");
+                directories.add(dir);
+                return MappedFileTier.builder(CacheModel.LAYOUT).directory(dir.resolve("cache"))
+                        .modelId("model-under-test").capacityBytes(8 * CacheModel.LAYOUT.blockBytes()).open();
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        });
     }
 
     @Provide
@@ -55,8 +94,12 @@ class ManagerActionChainProperties {
     }
 
     private Arbitrary<ActionChain<CacheModel>> chains(boolean attention) {
+        return chains(attention, () -> new MmapHostTier("lower", CacheModel.LAYOUT, 8 * CacheModel.LAYOUT.blockBytes()));
+    }
+
+    private Arbitrary<ActionChain<CacheModel>> chains(boolean attention, Supplier<Tier> lowest) {
         return ActionChain.<CacheModel>startWith(() -> {
-                    CacheModel m = new CacheModel(attention);
+                    CacheModel m = new CacheModel(attention, lowest.get());
                     models.add(m);
                     return m;
                 })
