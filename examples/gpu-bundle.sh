@@ -34,6 +34,10 @@ for m in "$@"; do
   cp "$m" "$b/models/"
 done
 
+# the JVM flags Chronicle Map needs (one list, kept in the parent pom), for launchers that are not -jar
+sed -n 's:.*<chronicle.jvm.flags>\(.*\)</chronicle.jvm.flags>.*:\1:p' "$root/pom.xml" > "$b/jvm-flags"
+test -s "$b/jvm-flags"
+
 echo "== jlink runtime"
 modules=$("$JAVA_HOME/bin/jdeps" --multi-release 25 --ignore-missing-deps --print-module-deps \
     "$b/long-context-demo.jar" 2>/dev/null | grep -v '^Warning' | tail -1)
@@ -56,7 +60,7 @@ cat > "$b/gpu-tests.sh" <<'RUN'
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cp="$here/long-context-demo.jar:$here/test-classes"
-exec "$here/runtime/bin/java" --enable-native-access=ALL-UNNAMED -Dkvcache.test.models="$here/models" \
+exec "$here/runtime/bin/java" --enable-native-access=ALL-UNNAMED $(cat "$here/jvm-flags") -Dkvcache.test.models="$here/models" \
   -jar "$here"/junit-platform-console-standalone-*.jar execute --class-path "$cp" \
   --scan-class-path "$here/test-classes" --include-tag gpu --details=tree --disable-banner "$@"
 RUN

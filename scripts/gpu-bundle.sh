@@ -35,6 +35,10 @@ done
 mvn -B -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:$console_version \
     -DoutputDirectory="$b"
 
+# the JVM flags Chronicle Map needs (one list, kept in the parent pom), for launchers that are not -jar
+sed -n 's:.*<chronicle.jvm.flags>\(.*\)</chronicle.jvm.flags>.*:\1:p' "$root/pom.xml" > "$b/jvm-flags"
+test -s "$b/jvm-flags"
+
 echo "== jlink runtime"
 modules=$("$JAVA_HOME/bin/jdeps" --multi-release 25 --ignore-missing-deps --print-module-deps \
     --class-path "$b/lib/*" "$b"/lib/*.jar 2>/dev/null | grep -v '^Warning' | tail -1)
@@ -55,7 +59,7 @@ if [[ "${1:-}" == "--poisons-context" ]]; then
   shift
   tags=(--include-tag gpu-poisons-context)
 fi
-exec "$here/runtime/bin/java" --enable-native-access=ALL-UNNAMED -Dchronicle.analytics.disable=true \
+exec "$here/runtime/bin/java" --enable-native-access=ALL-UNNAMED $(cat "$here/jvm-flags") -Dchronicle.analytics.disable=true \
   -jar "$here"/junit-platform-console-standalone-*.jar execute --class-path "$cp" \
   --scan-class-path "$here/test-classes/kvcache-native:$here/test-classes/kvcache-tiers" \
   "${tags[@]}" --details=tree --disable-banner "$@"
@@ -65,7 +69,7 @@ cat > "$b/link-bench.sh" <<'RUN'
 # Runs the link-speed benchmark with the bundled runtime; arguments go to LinkSpeedBenchmark.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-exec "$here/runtime/bin/java" --enable-native-access=ALL-UNNAMED -Xmx8g -cp "$here/lib/*" \
+exec "$here/runtime/bin/java" --enable-native-access=ALL-UNNAMED $(cat "$here/jvm-flags") -Xmx8g -cp "$here/lib/*" \
   io.kvcache.bench.link.LinkSpeedBenchmark "$@"
 RUN
 cat > "$b/link-probe.sh" <<'RUN'
