@@ -15,14 +15,17 @@ import io.kvcache.core.transfer.BlockMove;
 import io.kvcache.core.transfer.CpuTransferEngine;
 import io.kvcache.core.transfer.TransferBatch;
 import io.kvcache.core.transfer.TransferEngine;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutorService;
@@ -757,9 +760,6 @@ public final class KvCacheManager implements AutoCloseable {
 
     // ------------------------------------------------------------------ planning
 
-    private record Undo(Runnable action) {
-    }
-
     /** A move (or copy) recorded by a plan, executed in a batch when the plan commits. */
     private static final class Move {
         final Block block;
@@ -800,13 +800,15 @@ public final class KvCacheManager implements AutoCloseable {
      */
     private final class Plan {
         final long id;
-        final List<Undo> undo = new ArrayList<>();
+        final List<Runnable> undo = new ArrayList<>();
         final List<Move> moves = new ArrayList<>();
         final List<Runnable> onCommit = new ArrayList<>();
         final boolean[] exhausted = new boolean[tiers.length];
         /** Level of the move that vacated a slot in this plan, so later moves into it run after. */
         final Map<Long, Integer> vacatedLevel = new HashMap<>();
         final Map<Long, Move> moveOf = new HashMap<>();
+        /** Slots vacated by an eviction and handed to another block in this plan. */
+        final Set<Long> claimedSlots = new HashSet<>();
         LongHashSet protectedBlocks;
 
         Plan(long id) {
@@ -823,12 +825,12 @@ public final class KvCacheManager implements AutoCloseable {
             CompletableFuture<?> free = slotFree[0][slot];
             b.dataReady = free.handle((v, e) -> (Void) null);
             policy.onInsert(b.id, 0);
-            undo.add(new Undo(() -> {
+            undo.add(() -> {
                 policy.onRemove(b.id, 0);
                 b.tier = -1;
                 b.slot = -1;
                 b.dataReady = Block.DONE;
-            }));
+            });
         }
 
         void copy(Block source, Block b, int dstTier, int dstSlot) {
@@ -838,12 +840,12 @@ public final class KvCacheManager implements AutoCloseable {
             CompletableFuture<Void> prevReady = b.dataReady;
             b.dataReady = m.done;
             policy.onInsert(b.id, dstTier);
-            undo.add(new Undo(() -> {
+            undo.add(() -> {
                 policy.onRemove(b.id, dstTier);
                 b.tier = -1;
                 b.slot = -1;
                 b.dataReady = prevReady;
-            }));
+            });
             onCommit.add(() -> {
                 m.releaseWhenSettled = b.cowFrom;
                 b.cowFrom = null;
@@ -862,14 +864,14 @@ public final class KvCacheManager implements AutoCloseable {
             policy.onRemove(b.id, srcTier);
             policy.onInsert(b.id, dstTier);
             vacatedLevel.put(((long) srcTier << 32) | srcSlot, m.level);
-            undo.add(new Undo(() -> {
+            undo.add(() -> {
                 vacatedLevel.remove(((long) srcTier << 32) | srcSlot);
                 policy.onRemove(b.id, dstTier);
                 policy.onInsert(b.id, srcTier);
                 b.tier = srcTier;
                 b.slot = srcSlot;
                 b.dataReady = prevReady;
-            }));
+            });
             return m.done;
         }
 
@@ -888,18 +890,18 @@ public final class KvCacheManager implements AutoCloseable {
             slotFree[dstTier][dstSlot] = combine(prevDstFree, settled);
             moves.add(m);
             moveOf.put(b.id, m);
-            undo.add(new Undo(() -> {
+            undo.add(() -> {
                 slotFree[srcTier][srcSlot] = prevSrcFree;
                 slotFree[dstTier][dstSlot] = prevDstFree;
                 moves.remove(m);
                 moveOf.remove(b.id);
-            }));
+            });
             return m;
         }
 
         void rollback() {
             for (int i = undo.size() - 1; i >= 0; i--) {
-                undo.get(i).action().run();
+                undo.get(i).run();
             }
             undo.clear();
         }
@@ -924,8 +926,6 @@ public final class KvCacheManager implements AutoCloseable {
             submit(moves);
         }
 
-        /** Slots vacated by an eviction and handed to another block in this plan. */
-        final java.util.Set<Long> claimedSlots = new java.util.HashSet<>();
     }
 
     private static CompletableFuture<?> combine(CompletableFuture<?> a, CompletableFuture<?> b) {
@@ -990,7 +990,7 @@ public final class KvCacheManager implements AutoCloseable {
         }
         long claimed = ((long) t << 32) | found[0];
         plan.claimedSlots.add(claimed);
-        plan.undo.add(new Undo(() -> plan.claimedSlots.remove(claimed)));
+        plan.undo.add(() -> plan.claimedSlots.remove(claimed));
         return found[0];
     }
 
@@ -999,7 +999,7 @@ public final class KvCacheManager implements AutoCloseable {
         int slot = tiers[t] instanceof PersistentTier pt && forBlock.key != null
                 ? pt.allocate(forBlock.key) : tiers[t].allocate();
         if (slot >= 0) {
-            plan.undo.add(new Undo(() -> tiers[t].free(slot)));
+            plan.undo.add(() -> tiers[t].free(slot));
         }
         return slot;
     }
@@ -1023,14 +1023,14 @@ public final class KvCacheManager implements AutoCloseable {
         policy.onRemove(v.id, t);
         v.tier = -1;
         v.slot = -1;
-        plan.undo.add(new Undo(() -> {
+        plan.undo.add(() -> {
             blocks.put(v.id, v);
             byKey.put(key, v);
             policy.onInsert(v.id, t);
             v.tier = t;
             v.slot = slot;
             v.dataReady = ready;
-        }));
+        });
         plan.onCommit.add(() -> {
             dropped[t]++;
             prefetched.remove(v.id);
@@ -1523,7 +1523,7 @@ public final class KvCacheManager implements AutoCloseable {
             lock.unlock();
         }
         int written = 0;
-        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+        try (Arena arena = Arena.ofConfined()) {
             MemorySegment bounce = arena.allocate(layout.blockBytes(), 4096);
             for (Block b : sealed) {
                 if (pt.contains(b.key)) {
