@@ -30,6 +30,15 @@ final class Block {
     Block cowFrom;
     /** Set when the bytes could not be served; the block stays a reported miss. */
     boolean lost;
+    /**
+     * A second copy of a sealed (immutable) block in a lower tier: the slot it was promoted from,
+     * kept so that evicting the block later costs no copy. -1 when none. Reclaimed for free when
+     * that tier needs room.
+     */
+    int shadowTier = -1;
+    int shadowSlot = -1;
+    /** Completes when the shadow's bytes are in place. */
+    CompletableFuture<Void> shadowReady;
     /** Plan that last moved this block, so one plan never moves a block twice. */
     long planId = -1;
 
@@ -39,6 +48,10 @@ final class Block {
 
     boolean materialized() {
         return tier >= 0;
+    }
+
+    boolean hasShadow() {
+        return shadowTier >= 0;
     }
 
     boolean cachedOnly() {

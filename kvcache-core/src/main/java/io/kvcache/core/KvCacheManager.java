@@ -22,6 +22,7 @@ import java.util.Arrays;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
@@ -76,6 +77,8 @@ public final class KvCacheManager implements AutoCloseable {
     private final Long2ObjectHashMap<Sequence> sequences = new Long2ObjectHashMap<>();
     /** Per tier, per slot: completes when the slot may be overwritten. */
     private final CompletableFuture<?>[][] slotFree;
+    /** Per tier: blocks whose shadow copy sits there, oldest first (reclaimed first). */
+    private final LinkedHashSet<Block>[] shadowsIn;
     /** Blocks promoted by prefetch and not yet asked for, with the copy that promotes them. */
     private final Long2ObjectHashMap<CompletableFuture<Void>> prefetched = new Long2ObjectHashMap<>();
     private long nextBlockId;
@@ -119,6 +122,12 @@ public final class KvCacheManager implements AutoCloseable {
             Arrays.fill(slotFree[t], Block.DONE);
         }
         int n = tiers.length;
+        @SuppressWarnings("unchecked")
+        LinkedHashSet<Block>[] sh = new LinkedHashSet[n];
+        for (int t = 0; t < n; t++) {
+            sh[t] = new LinkedHashSet<>();
+        }
+        this.shadowsIn = sh;
         hits = new long[n];
         misses = new long[n];
         promotedOut = new long[n];
@@ -546,6 +555,7 @@ public final class KvCacheManager implements AutoCloseable {
     }
 
     private void freeBlock(Block b) {
+        dropShadow(b);
         if (b.materialized()) {
             tiers[b.tier].free(b.slot);
             policy.onRemove(b.id, b.tier);
@@ -561,6 +571,17 @@ public final class KvCacheManager implements AutoCloseable {
             Block src = b.cowFrom;
             b.cowFrom = null;
             releaseCow(src);
+        }
+    }
+
+    /** Frees a block's shadow slot; a persistent tier keeps the block findable after the free. */
+    private void dropShadow(Block b) {
+        if (b.hasShadow()) {
+            shadowsIn[b.shadowTier].remove(b);
+            tiers[b.shadowTier].free(b.shadowSlot);
+            b.shadowTier = -1;
+            b.shadowSlot = -1;
+            b.shadowReady = null;
         }
     }
 
@@ -776,6 +797,8 @@ public final class KvCacheManager implements AutoCloseable {
         final int level;
         /** Set at commit: the source slot is freed when the copy settles, before {@link #done} completes. */
         boolean freeSourceWhenSettled;
+        /** Set while planning when the source slot stays as the block's shadow. */
+        boolean keepSourceAsShadow;
         /** Set at commit for a copy-on-write: the source's reference is dropped when the copy settles. */
         Block releaseWhenSettled;
 
@@ -872,7 +895,100 @@ public final class KvCacheManager implements AutoCloseable {
                 b.slot = srcSlot;
                 b.dataReady = prevReady;
             });
+            if (dstTier < srcTier && b.key != null && !b.lost) {
+                keepAsShadow(b, m, srcTier, srcSlot, prevReady);
+            }
             return m.done;
+        }
+
+        /**
+         * A sealed block promoted out of a slot keeps that slot as its shadow: its bytes cannot
+         * change, so a later eviction just falls back to it. A deeper shadow it had is freed.
+         */
+        private void keepAsShadow(Block b, Move m, int srcTier, int srcSlot, CompletableFuture<Void> srcReady) {
+            int oldTier = b.shadowTier;
+            int oldSlot = b.shadowSlot;
+            CompletableFuture<Void> oldReady = b.shadowReady;
+            if (oldTier >= 0) {
+                shadowsIn[oldTier].remove(b);
+            }
+            b.shadowTier = srcTier;
+            b.shadowSlot = srcSlot;
+            b.shadowReady = srcReady;
+            shadowsIn[srcTier].add(b);
+            m.keepSourceAsShadow = true;
+            undo.add(() -> {
+                shadowsIn[srcTier].remove(b);
+                b.shadowTier = oldTier;
+                b.shadowSlot = oldSlot;
+                b.shadowReady = oldReady;
+                if (oldTier >= 0) {
+                    shadowsIn[oldTier].add(b);
+                }
+                m.keepSourceAsShadow = false;
+            });
+            if (oldTier >= 0) {
+                onCommit.add(() -> tiers[oldTier].free(oldSlot));
+            }
+        }
+
+        /** Evicts a block that has a shadow: it falls back to the shadow, no bytes move. */
+        void fallBackToShadow(Block v) {
+            int t = v.tier;
+            int slot = v.slot;
+            CompletableFuture<Void> ready = v.dataReady;
+            int st = v.shadowTier;
+            int ss = v.shadowSlot;
+            CompletableFuture<Void> sr = v.shadowReady;
+            shadowsIn[st].remove(v);
+            v.tier = st;
+            v.slot = ss;
+            v.dataReady = sr;
+            v.shadowTier = -1;
+            v.shadowSlot = -1;
+            v.shadowReady = null;
+            v.planId = id;
+            policy.onRemove(v.id, t);
+            policy.onInsert(v.id, st);
+            undo.add(() -> {
+                policy.onRemove(v.id, st);
+                policy.onInsert(v.id, t);
+                v.tier = t;
+                v.slot = slot;
+                v.dataReady = ready;
+                v.shadowTier = st;
+                v.shadowSlot = ss;
+                v.shadowReady = sr;
+                shadowsIn[st].add(v);
+            });
+            onCommit.add(() -> {
+                demotions++;
+                demotedIn[st]++;
+            });
+        }
+
+        /** Takes the slot of the oldest shadow in a tier (its block keeps its copy above), or -1. */
+        int reclaimShadow(int t) {
+            if (shadowsIn[t].isEmpty()) {
+                return -1;
+            }
+            Block b = shadowsIn[t].getFirst();
+            int slot = b.shadowSlot;
+            CompletableFuture<Void> sr = b.shadowReady;
+            shadowsIn[t].remove(b);
+            b.shadowTier = -1;
+            b.shadowSlot = -1;
+            b.shadowReady = null;
+            undo.add(() -> {
+                b.shadowTier = t;
+                b.shadowSlot = slot;
+                b.shadowReady = sr;
+                shadowsIn[t].add(b);
+            });
+            if (tiers[t] instanceof PersistentTier pt) {
+                onCommit.add(() -> pt.unpublish(slot));
+            }
+            return slot;
         }
 
         private Move record(Block b, Block source, int dstTier, int dstSlot, boolean copy) {
@@ -909,7 +1025,8 @@ public final class KvCacheManager implements AutoCloseable {
         void commit() {
             for (Move m : moves) {
                 // a promoted block's old slot stays allocated until the copy reading it settles
-                m.freeSourceWhenSettled = !m.copy && !claimedSlots.contains(((long) m.srcTier << 32) | m.srcSlot);
+                m.freeSourceWhenSettled = !m.copy && !m.keepSourceAsShadow
+                        && !claimedSlots.contains(((long) m.srcTier << 32) | m.srcSlot);
                 if (m.dstTier < m.srcTier) {
                     promotions++;
                     bytesPromoted += layout.blockBytes();
@@ -942,6 +1059,12 @@ public final class KvCacheManager implements AutoCloseable {
             throw new OutOfCacheSpaceException(noRoom(t));
         }
         int slot = allocateFree(t, plan, forBlock);
+        if (slot < 0) {
+            slot = plan.reclaimShadow(t);
+            if (slot >= 0) {
+                claim(plan, t, slot);
+            }
+        }
         if (slot >= 0) {
             return slot;
         }
@@ -952,6 +1075,11 @@ public final class KvCacheManager implements AutoCloseable {
                 return false;
             }
             int vacated = v.slot;
+            if (v.hasShadow()) {
+                plan.fallBackToShadow(v);
+                found[0] = vacated;
+                return true;
+            }
             for (int d = t + 1; d < tiers.length; d++) {
                 if (plan.exhausted[d]) {
                     continue;
@@ -988,10 +1116,15 @@ public final class KvCacheManager implements AutoCloseable {
             plan.exhausted[t] = true;
             throw new OutOfCacheSpaceException(noRoom(t));
         }
-        long claimed = ((long) t << 32) | found[0];
+        claim(plan, t, found[0]);
+        return found[0];
+    }
+
+    /** Records that a slot vacated in this plan is handed to another block (so it is not freed). */
+    private static void claim(Plan plan, int t, int slot) {
+        long claimed = ((long) t << 32) | slot;
         plan.claimedSlots.add(claimed);
         plan.undo.add(() -> plan.claimedSlots.remove(claimed));
-        return found[0];
     }
 
     /** A free slot of tier {@code t} for a block (persistent tiers apply their admission to its key), or -1. */
@@ -1034,6 +1167,7 @@ public final class KvCacheManager implements AutoCloseable {
         plan.onCommit.add(() -> {
             dropped[t]++;
             prefetched.remove(v.id);
+            dropShadow(v);
             if (tiers[t] instanceof PersistentTier pt) {
                 pt.unpublish(slot);
             }
@@ -1415,6 +1549,9 @@ public final class KvCacheManager implements AutoCloseable {
             for (Block b : victims) {
                 if (b.materialized() && tiers[b.tier] instanceof PersistentTier pt) {
                     pt.unpublish(b.slot);
+                }
+                if (b.hasShadow() && tiers[b.shadowTier] instanceof PersistentTier pt) {
+                    pt.unpublish(b.shadowSlot);
                 }
                 b.lost = true;
                 freeBlock(b);

@@ -77,6 +77,31 @@ class KvCacheManagerTest {
     }
 
     @Test
+    void aPromotedSealedBlockFallsBackToItsLowerCopyWhenEvictedWithoutMovingBytes() {
+        build(2, 8, EvictionPolicy.lru());
+        Engine engine = new Engine(manager);
+        Sequence s = manager.open(SALT, tokens(0, 17));
+        engine.prefill(s);                       // blocks 0-3 sealed; 3 and 4 on the device
+        try (ResidencyHandle h = manager.ensureResident(s, 0, 2)) {
+            h.await();                           // 0 and 1 promoted, their host slots kept as copies
+        }
+        CacheStats before = manager.stats();
+        try (ResidencyHandle h = manager.ensureResident(s, 2, 4)) {
+            h.await();                           // evicts 0 and 1: they fall back to their host copies
+        }
+        CacheStats after = manager.stats();
+        assertEquals(before.demotions() + 2, after.demotions());
+        assertEquals(before.bytesDemoted(), after.bytesDemoted(), "no bytes move for blocks with a lower copy");
+        assertEquals(1, manager.blockInfos().stream().filter(i -> i.id() == manager.blockId(s, 0)).findFirst()
+                .orElseThrow().tier());
+        assertNull(engine.verify(s));
+        try (ResidencyHandle h = manager.ensureResident(s, 0, 2)) {
+            h.await();
+        }
+        assertNull(engine.verify(s));
+    }
+
+    @Test
     void secondSequenceWithSamePrefixReusesFullBlocks() {
         build(8, 16, EvictionPolicy.lru());
         Engine engine = new Engine(manager);
