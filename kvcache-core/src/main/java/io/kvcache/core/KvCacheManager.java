@@ -596,6 +596,15 @@ public final class KvCacheManager implements AutoCloseable {
         checkOpen();
     }
 
+    /** Checks the sequence and that a logical block index lies within it. Caller holds the lock. */
+    private void checkBlockIndex(Sequence s, int logicalBlock) {
+        checkSequence(s);
+        if (logicalBlock < 0 || logicalBlock >= s.blocks.size()) {
+            throw new PositionOutOfRangeException("block " + logicalBlock + " outside sequence " + s.id
+                    + " of " + s.blocks.size() + " blocks");
+        }
+    }
+
     private void checkOpen() {
         if (closed) {
             throw new InvalidHandleException("the cache manager is closed");
@@ -1438,11 +1447,7 @@ public final class KvCacheManager implements AutoCloseable {
         CompletableFuture<Void> reading = new CompletableFuture<>();
         lock.lock();
         try {
-            checkSequence(s);
-            if (logicalBlock < 0 || logicalBlock >= s.blocks.size()) {
-                throw new PositionOutOfRangeException("block " + logicalBlock + " outside sequence " + s.id
-                        + " of " + s.blocks.size() + " blocks");
-            }
+            checkBlockIndex(s, logicalBlock);
             if (dst.byteSize() < layout.blockBytes()) {
                 throw new IllegalArgumentException("destination of " + dst.byteSize()
                         + " bytes is smaller than a block of " + layout.blockBytes() + " bytes");
@@ -1510,11 +1515,7 @@ public final class KvCacheManager implements AutoCloseable {
     public void reportAttention(Sequence s, int logicalBlock, double mass) {
         lock.lock();
         try {
-            checkSequence(s);
-            if (logicalBlock < 0 || logicalBlock >= s.blocks.size()) {
-                throw new PositionOutOfRangeException("block " + logicalBlock + " outside sequence " + s.id
-                        + " of " + s.blocks.size() + " blocks");
-            }
+            checkBlockIndex(s, logicalBlock);
             policy.onAttention(s.blocks.get(logicalBlock).id, mass);
         } finally {
             lock.unlock();
@@ -1618,11 +1619,7 @@ public final class KvCacheManager implements AutoCloseable {
     public long blockId(Sequence s, int logicalBlock) {
         lock.lock();
         try {
-            checkSequence(s);
-            if (logicalBlock < 0 || logicalBlock >= s.blocks.size()) {
-                throw new PositionOutOfRangeException("block " + logicalBlock + " outside sequence " + s.id
-                        + " of " + s.blocks.size() + " blocks");
-            }
+            checkBlockIndex(s, logicalBlock);
             return s.blocks.get(logicalBlock).id;
         } finally {
             lock.unlock();
