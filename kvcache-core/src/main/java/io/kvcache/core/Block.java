@@ -19,14 +19,18 @@ final class Block {
     int refCount;
     /** Open residency handles holding this block in place. */
     int pins;
-    /** Copy-on-write blocks that will copy this block's bytes and keep it alive until they have. */
+    /**
+     * Copy-on-write blocks that will copy this block's bytes when they are first made resident.
+     * While there are any, the block is frozen: nobody writes it (its owner copies too), so each
+     * of them gets exactly the bytes it was forked from.
+     */
     int cowReaders;
     /** Tier index, or -1 while the block has no bytes anywhere yet. */
     int tier = -1;
     int slot = -1;
     /** Completes when the bytes in (tier, slot) are in place; exceptionally if they are lost. */
     CompletableFuture<Void> dataReady = DONE;
-    /** Block whose bytes this one copies on materialization (copy-on-write); null otherwise. */
+    /** Frozen block whose bytes this one copies when first made resident (copy-on-write); null otherwise. */
     Block cowFrom;
     /** Set when the bytes could not be served; the block stays a reported miss. */
     boolean lost;
@@ -48,6 +52,16 @@ final class Block {
 
     boolean materialized() {
         return tier >= 0;
+    }
+
+    /** @return whether the block's bytes exist somewhere: in a slot of its own or in its copy-on-write source */
+    boolean hasBytes() {
+        return tier >= 0 || cowFrom != null;
+    }
+
+    /** @return whether nobody may write the block's bytes: shared, sealed, or frozen for copy-on-write readers */
+    boolean immutable() {
+        return refCount > 1 || key != null || cowReaders > 0;
     }
 
     boolean hasShadow() {

@@ -15,8 +15,10 @@ import io.kvcache.core.transfer.BlockMove;
 import io.kvcache.core.transfer.CpuTransferEngine;
 import io.kvcache.core.transfer.TransferBatch;
 import io.kvcache.core.transfer.TransferEngine;
+import io.kvcache.core.transfer.TransferFailedException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -31,7 +33,10 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.function.Supplier;
 import org.agrona.collections.Long2ObjectHashMap;
 import org.agrona.collections.LongHashSet;
@@ -70,6 +75,16 @@ public final class KvCacheManager implements AutoCloseable {
     private final CostModel costModel;
     private final boolean persistOnClose;
     private final ReentrantLock lock = new ReentrantLock();
+    /**
+     * Held shared by every handle operation while it touches tier memory, and exclusively by
+     * {@link #close()} while it closes the tiers: no access runs on unmapped memory.
+     */
+    private final ReentrantReadWriteLock closeGuard = new ReentrantReadWriteLock();
+    private final Duration closeTimeout;
+    /** Moves handed to the dispatcher and not yet settled; failed by a close that times out. */
+    private final Set<Move> inFlight = new HashSet<>();
+    /** Slot frees deferred until the copies using the slot settle; each completes once done. */
+    private final Set<CompletableFuture<Void>> deferredFrees = new HashSet<>();
     private final ExecutorService dispatcher;
 
     private final Long2ObjectHashMap<Block> blocks = new Long2ObjectHashMap<>();
@@ -85,6 +100,8 @@ public final class KvCacheManager implements AutoCloseable {
     private long nextSequenceId;
     private long nextPlanId;
     private boolean closed;
+    /** Set once the tiers are closed: late copy callbacks then leave them alone. */
+    private boolean tiersClosed;
 
     // counters, guarded by lock
     private final long[] hits;
@@ -116,6 +133,7 @@ public final class KvCacheManager implements AutoCloseable {
         this.prefetchLookahead = b.prefetchLookahead;
         this.costModel = b.costModel;
         this.persistOnClose = b.persistOnClose;
+        this.closeTimeout = b.closeTimeout;
         this.slotFree = new CompletableFuture<?>[tiers.length][];
         for (int t = 0; t < tiers.length; t++) {
             slotFree[t] = new CompletableFuture<?>[tiers[t].slotCount()];
@@ -155,6 +173,7 @@ public final class KvCacheManager implements AutoCloseable {
         private int prefetchLookahead = 64;
         private CostModel costModel;
         private boolean persistOnClose = true;
+        private Duration closeTimeout = Duration.ofSeconds(30);
 
         private Builder(KvLayout layout) {
             this.layout = Objects.requireNonNull(layout, "layout");
@@ -214,11 +233,51 @@ public final class KvCacheManager implements AutoCloseable {
         }
 
         /**
+         * @param timeout longest {@link KvCacheManager#close()} waits for copies in flight, and
+         *                then for handle operations in progress, before it fails what is left and
+         *                closes the tiers (default 30 s); positive
+         */
+        public Builder closeTimeout(Duration timeout) {
+            Objects.requireNonNull(timeout, "timeout");
+            if (timeout.isNegative() || timeout.isZero()) {
+                throw new IllegalArgumentException("close timeout must be positive, was " + timeout);
+            }
+            this.closeTimeout = timeout;
+            return this;
+        }
+
+        /**
+         * Builds the manager. A refused build closes the tiers and engines it was given (the
+         * manager would have owned them), so that a disk tier's directory is not left locked.
+         *
          * @throws IllegalArgumentException  with no tier, or a tier added twice, or a cost model
          *                                   that does not cover every tier
          * @throws LayoutMismatchException   when a tier's slot size is not the layout's block size
          */
         public KvCacheManager build() {
+            try {
+                validate();
+            } catch (RuntimeException e) {
+                for (Tier t : tiers) {
+                    try {
+                        t.close();
+                    } catch (RuntimeException suppressed) {
+                        e.addSuppressed(suppressed);
+                    }
+                }
+                for (TransferEngine en : engines) {
+                    try {
+                        en.close();
+                    } catch (RuntimeException suppressed) {
+                        e.addSuppressed(suppressed);
+                    }
+                }
+                throw e;
+            }
+            return new KvCacheManager(this);
+        }
+
+        private void validate() {
             if (tiers.isEmpty()) {
                 throw new IllegalArgumentException("a cache needs at least one tier");
             }
@@ -228,17 +287,30 @@ public final class KvCacheManager implements AutoCloseable {
                     throw new LayoutMismatchException("tier '" + t.name() + "' has slots of " + t.slotBytes()
                             + " bytes but the layout's blocks are " + layout.blockBytes() + " bytes");
                 }
+                if (t.layout() != null && !t.layout().equals(layout)) {
+                    throw new LayoutMismatchException("tier '" + t.name() + "' was made for layout " + t.layout()
+                            + " but the cache's layout is " + layout + " (same block size, different shape)");
+                }
                 for (int j = 0; j < i; j++) {
                     if (tiers.get(j) == t) {
                         throw new IllegalArgumentException("tier '" + t.name() + "' added twice");
                     }
                 }
+                if (t instanceof PersistentTier pt && pt.modelId() != null && !pt.modelId().equals(modelId)) {
+                    throw new IllegalArgumentException("tier '" + t.name() + "' holds KV of model '" + pt.modelId()
+                            + "' but the manager's modelId is '" + modelId + "'; give the builder modelId(\""
+                            + pt.modelId() + "\") or open the tier for this model");
+                }
+            }
+            if (tiers.getFirst() instanceof PersistentTier) {
+                throw new IllegalArgumentException("tier '" + tiers.getFirst().name() + "' is persistent and"
+                        + " cannot be the top tier: the engine reads and writes KV in the top tier's slots;"
+                        + " put a device or host tier above it");
             }
             if (costModel != null && costModel.tierCount() != tiers.size()) {
                 throw new IllegalArgumentException("the cost model covers " + costModel.tierCount()
                         + " tiers but the cache has " + tiers.size());
             }
-            return new KvCacheManager(this);
         }
     }
 
@@ -294,13 +366,14 @@ public final class KvCacheManager implements AutoCloseable {
             int matched = 0;
             for (int i = 0; i < matchable; i++) {
                 Block b = findCached(keys[i]);
-                if (b == null || (costModel != null && !costModel.reloadPays(b.tier))) {
+                int holderTier = b == null ? -1 : b.materialized() ? b.tier : b.cowFrom != null ? b.cowFrom.tier : -1;
+                if (holderTier < 0 || (costModel != null && !costModel.reloadPays(holderTier))) {
                     break;
                 }
                 b.refCount++;
                 s.blocks.add(b);
-                hits[b.tier]++;
-                policy.onAccess(b.id, b.tier);
+                hits[holderTier]++;
+                policy.onAccess(b.id, holderTier);
                 matched++;
             }
             for (int i = 0; i < full; i++) {
@@ -350,17 +423,37 @@ public final class KvCacheManager implements AutoCloseable {
 
     void append(Sequence s, int[] newTokens) {
         Objects.requireNonNull(newTokens, "tokens");
+        CompletableFuture<?> snapshot;
         lock.lock();
         try {
             checkSequence(s);
-            appendLocked(s, newTokens);
+            snapshot = appendLocked(s, newTokens);
         } finally {
             lock.unlock();
         }
+        awaitSnapshot(snapshot);
     }
 
-    private void appendLocked(Sequence s, int[] newTokens) {
+    /**
+     * Appends tokens. A shared, sealed or frozen partial last block is first replaced by a
+     * copy-on-write block of its own.
+     *
+     * @return always null (kept so that callers await copies uniformly)
+     */
+    private CompletableFuture<?> appendLocked(Sequence s, int[] newTokens) {
         int bt = layout.blockTokens();
+        if (newTokens.length == 0) {
+            return null;
+        }
+        CompletableFuture<?> snapshot = null;
+        if (s.length % bt != 0) {
+            Block last = s.blocks.getLast();
+            if (last.immutable()) {
+                // copy-on-write: the new block copies the frozen bytes when first made resident
+                s.blocks.set(s.blocks.size() - 1, lazyCopyOf(last));
+                releaseRef(last);
+            }
+        }
         if (s.length + newTokens.length > s.tokens.length) {
             s.tokens = Arrays.copyOf(s.tokens, Math.max(s.tokens.length * 2, s.length + newTokens.length));
         }
@@ -369,11 +462,6 @@ public final class KvCacheManager implements AutoCloseable {
                 Block b = newBlock();
                 b.refCount = 1;
                 s.blocks.add(b);
-            } else {
-                Block last = s.blocks.getLast();
-                if (last.refCount > 1 || last.key != null) {
-                    s.blocks.set(s.blocks.size() - 1, copyOnWrite(last));
-                }
             }
             s.tokens[s.length++] = t;
             int full = s.length / bt;
@@ -383,25 +471,78 @@ public final class KvCacheManager implements AutoCloseable {
                 s.chainKeys.add(hasher.key(parent, s.tokens, (full - 1) * bt, bt, s.salt));
             }
         }
+        return snapshot;
     }
 
-    /** A private copy of a shared partial block; the bytes are copied when it is materialized. */
-    private Block copyOnWrite(Block shared) {
-        Block b = privateCopyOf(shared);
-        releaseRef(shared);
-        return b;
+    /**
+     * A new private block holding a copy of {@code source}'s bytes as they are now. The copy is
+     * planned at once (not when the new block is first used), so that nothing the source's other
+     * owners write afterwards can reach it; handle writes into the source wait for it to settle.
+     * It goes to the source's tier if that has room, else to the nearest tier that does.
+     *
+     * @throws OutOfCacheSpaceException when no tier can take the copy; nothing changed
+     */
+    private Block snapshotCopy(Block source) {
+        if (source.lost) {
+            Block b = newBlock();
+            b.refCount = 1;
+            b.lost = true;
+            return b;
+        }
+        if (!source.materialized()) {
+            // its bytes are its own frozen copy-on-write source's: share that
+            return lazyCopyOf(source);
+        }
+        Block b = newBlock();
+        b.refCount = 1;
+        source.pins++;
+        try {
+            for (int i = 0; i < tiers.length; i++) {
+                // the source's tier first, then those below it, then those above
+                int t = i < tiers.length - source.tier ? source.tier + i : tiers.length - 1 - i;
+                Plan plan = new Plan(nextPlanId++);
+                b.planId = plan.id;
+                int slot;
+                try {
+                    slot = obtainSlot(t, plan, b);
+                } catch (OutOfCacheSpaceException e) {
+                    plan.rollback();
+                    continue;
+                }
+                plan.copy(source, b, t, slot);
+                plan.commit();
+                return b;
+            }
+        } finally {
+            source.pins--;
+        }
+        blocks.remove(b.id);
+        throw new OutOfCacheSpaceException("no tier has room for a copy of block " + source.id
+                + " (copy-on-write of a shared partial block): every slot is pinned or referenced");
     }
 
-    /** A new private block that will copy {@code original}'s bytes when it is materialized. */
-    private Block privateCopyOf(Block original) {
+    /**
+     * A new private block that copies {@code original}'s bytes when first made resident. The
+     * block it copies from is frozen until then ({@link Block#cowReaders}).
+     */
+    private Block lazyCopyOf(Block original) {
         Block b = newBlock();
         b.refCount = 1;
         Block source = original.materialized() ? original : original.cowFrom;
-        if (source != null) {
+        if (original.lost || (source != null && source.lost)) {
+            b.lost = true;
+        } else if (source != null) {
             source.cowReaders++;
             b.cowFrom = source;
         }
         return b;
+    }
+
+    /** Waits for a copy-on-write copy; a failed one leaves its block a reported miss. */
+    private static void awaitSnapshot(CompletableFuture<?> snapshot) {
+        if (snapshot != null) {
+            snapshot.handle((v, e) -> null).join();
+        }
     }
 
     void markWritten(Sequence s, int upTo) {
@@ -416,6 +557,14 @@ public final class KvCacheManager implements AutoCloseable {
                 return;
             }
             int bt = layout.blockTokens();
+            for (int i = s.written / bt; i <= (upTo - 1) / bt; i++) {
+                Block b = s.blocks.get(i);
+                if (!b.hasBytes() && !b.lost) {
+                    throw new UnwrittenKvException("cannot mark tokens [" + s.written + ", " + upTo
+                            + ") of sequence " + s.id + " written: block " + i + " never had a slot, so no K/V of"
+                            + " it was written; make it resident and write its K/V first");
+                }
+            }
             for (int i = s.written / bt; i < upTo / bt; i++) {
                 seal(s, i);
             }
@@ -461,31 +610,43 @@ public final class KvCacheManager implements AutoCloseable {
     }
 
     Sequence fork(Sequence s) {
+        CompletableFuture<?> snapshot = null;
+        Sequence f;
         lock.lock();
         try {
             checkSequence(s);
-            Sequence f = new Sequence(this, nextSequenceId++, s.salt, s.length);
+            int bt = layout.blockTokens();
+            // the block holding the boundary between written and unwritten KV: the fork gets a
+            // copy of its written bytes now (each sequence then writes its own tail)
+            int boundary = s.written % bt != 0 && s.written < s.length ? s.written / bt : -1;
+            Block boundaryCopy = boundary >= 0 ? snapshotCopy(s.blocks.get(boundary)) : null;
+            f = new Sequence(this, nextSequenceId++, s.salt, s.length);
             System.arraycopy(s.tokens, 0, f.tokens, 0, s.length);
             f.length = s.length;
             f.written = s.written;
             f.cachedTokens = s.cachedTokens;
             f.chainKeys.addAll(s.chainKeys);
-            int bt = layout.blockTokens();
             for (int i = 0; i < s.blocks.size(); i++) {
                 Block b = s.blocks.get(i);
-                if (Math.min(s.length, (i + 1) * bt) > s.written) {
-                    // KV still to be written by each sequence: the fork writes its own copy
-                    f.blocks.add(privateCopyOf(b));
+                if (i == boundary) {
+                    f.blocks.add(boundaryCopy);
+                    snapshot = boundaryCopy.dataReady;
+                } else if (i * bt >= s.written) {
+                    // no KV written yet: the fork writes its own
+                    Block fresh = newBlock();
+                    fresh.refCount = 1;
+                    f.blocks.add(fresh);
                 } else {
                     b.refCount++;
                     f.blocks.add(b);
                 }
             }
             sequences.put(f.id, f);
-            return f;
         } finally {
             lock.unlock();
         }
+        awaitSnapshot(snapshot);
+        return f;
     }
 
     void truncate(Sequence s, int newLength) {
@@ -518,6 +679,7 @@ public final class KvCacheManager implements AutoCloseable {
             if (s.manager != this) {
                 throw new InvalidHandleException(s + " belongs to another manager");
             }
+            checkOpen();
             if (s.closed) {
                 return;
             }
@@ -557,7 +719,7 @@ public final class KvCacheManager implements AutoCloseable {
     private void freeBlock(Block b) {
         dropShadow(b);
         if (b.materialized()) {
-            tiers[b.tier].free(b.slot);
+            releaseSlot(b.tier, b.slot);
             policy.onRemove(b.id, b.tier);
             b.tier = -1;
             b.slot = -1;
@@ -574,11 +736,80 @@ public final class KvCacheManager implements AutoCloseable {
         }
     }
 
+    /**
+     * Returns a slot to its tier once every copy into or out of it has settled: a slot with a
+     * copy still queued into it stays allocated until then, so the copy never finds it freed
+     * (or, worse, handed to another block). Caller holds the lock.
+     */
+    private void releaseSlot(int t, int slot) {
+        CompletableFuture<?> busy = slotFree[t][slot];
+        if (busy.isDone()) {
+            tiers[t].free(slot);
+            return;
+        }
+        CompletableFuture<Void> freed = new CompletableFuture<>();
+        deferredFrees.add(freed);
+        busy.whenComplete((v, e) -> {
+            lock.lock();
+            try {
+                if (!tiersClosed) {
+                    tiers[t].free(slot);
+                }
+                deferredFrees.remove(freed);
+            } finally {
+                lock.unlock();
+            }
+            freed.complete(null);
+        });
+    }
+
+    /**
+     * Waits until every copy submitted so far has settled and every slot it held is back in its
+     * tier: after it, {@link #stats()} shows the occupancy the cache's metadata implies. For
+     * tests, benchmarks and orderly shutdown; a running engine never needs it.
+     *
+     * @param timeout longest wait
+     * @return true when idle, false when the timeout passed first
+     */
+    public boolean awaitIdle(Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (true) {
+            List<CompletableFuture<?>> pending = new ArrayList<>();
+            lock.lock();
+            try {
+                for (Move m : inFlight) {
+                    pending.add(m.done);
+                }
+                pending.addAll(deferredFrees);
+            } finally {
+                lock.unlock();
+            }
+            if (pending.isEmpty()) {
+                return true;
+            }
+            long left = deadline - System.nanoTime();
+            if (left <= 0) {
+                return false;
+            }
+            try {
+                CompletableFuture.allOf(pending.toArray(CompletableFuture[]::new)).handle((v, e) -> null)
+                        .get(left, TimeUnit.NANOSECONDS);
+            } catch (TimeoutException e) {
+                return false;
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return false;
+            } catch (java.util.concurrent.ExecutionException e) {
+                throw new IllegalStateException(e);
+            }
+        }
+    }
+
     /** Frees a block's shadow slot; a persistent tier keeps the block findable after the free. */
     private void dropShadow(Block b) {
         if (b.hasShadow()) {
             shadowsIn[b.shadowTier].remove(b);
-            tiers[b.shadowTier].free(b.shadowSlot);
+            releaseSlot(b.shadowTier, b.shadowSlot);
             b.shadowTier = -1;
             b.shadowSlot = -1;
             b.shadowReady = null;
@@ -642,6 +873,12 @@ public final class KvCacheManager implements AutoCloseable {
             if (fromBlock < 0 || toBlock > s.blocks.size() || fromBlock > toBlock) {
                 throw new PositionOutOfRangeException("blocks [" + fromBlock + ", " + toBlock
                         + ") outside sequence " + s.id + " of " + s.blocks.size() + " blocks");
+            }
+            if (toBlock - fromBlock > tiers[0].slotCount()) {
+                throw new OutOfCacheSpaceException("blocks [" + fromBlock + ", " + toBlock + ") of sequence " + s.id
+                        + " are " + (toBlock - fromBlock) + " blocks, more than tier '" + tiers[0].name()
+                        + "' holds (" + tiers[0].slotCount() + " slots); make the range resident in windows of at"
+                        + " most that many blocks");
             }
             Block[] bs = new Block[toBlock - fromBlock];
             boolean allReady = true;
@@ -808,7 +1045,7 @@ public final class KvCacheManager implements AutoCloseable {
         boolean freeSourceWhenSettled;
         /** Set while planning when the source slot stays as the block's shadow. */
         boolean keepSourceAsShadow;
-        /** Set at commit for a copy-on-write: the source's reference is dropped when the copy settles. */
+        /** Set at commit for a copy-on-write: the source's reader count drops when the copy settles. */
         Block releaseWhenSettled;
 
         Move(Block block, Block source, int srcTier, int srcSlot, int dstTier, int dstSlot, boolean copy,
@@ -836,8 +1073,14 @@ public final class KvCacheManager implements AutoCloseable {
         final List<Move> moves = new ArrayList<>();
         final List<Runnable> onCommit = new ArrayList<>();
         final boolean[] exhausted = new boolean[tiers.length];
-        /** Level of the move that vacated a slot in this plan, so later moves into it run after. */
-        final Map<Long, Integer> vacatedLevel = new HashMap<>();
+        /**
+         * Per slot used in this plan: the highest level of a move that reads it and of one that
+         * writes it. A move runs at a level above every earlier move of the plan that writes
+         * its source, or reads or writes its destination, so that batching moves by level can
+         * never make a batch wait on itself.
+         */
+        final Map<Long, Integer> readLevel = new HashMap<>();
+        final Map<Long, Integer> writeLevel = new HashMap<>();
         final Map<Long, Move> moveOf = new HashMap<>();
         /** Slots vacated by an eviction and handed to another block in this plan. */
         final Set<Long> claimedSlots = new HashSet<>();
@@ -847,8 +1090,22 @@ public final class KvCacheManager implements AutoCloseable {
             this.id = id;
         }
 
-        int levelAfter(int tier, int slot) {
-            return vacatedLevel.getOrDefault(((long) tier << 32) | slot, -1) + 1;
+        private static long slotKey(int tier, int slot) {
+            return ((long) tier << 32) | slot;
+        }
+
+        private void raise(Map<Long, Integer> levels, long key, int level) {
+            Integer prev = levels.get(key);
+            if (prev == null || prev < level) {
+                levels.put(key, level);
+                undo.add(() -> {
+                    if (prev == null) {
+                        levels.remove(key);
+                    } else {
+                        levels.put(key, prev);
+                    }
+                });
+            }
         }
 
         void materialize(Block b, int slot) {
@@ -878,10 +1135,13 @@ public final class KvCacheManager implements AutoCloseable {
                 b.slot = -1;
                 b.dataReady = prevReady;
             });
-            onCommit.add(() -> {
-                m.releaseWhenSettled = b.cowFrom;
-                b.cowFrom = null;
-            });
+            if (b.cowFrom == source) {
+                // the copy-on-write source stays frozen until the copy has read it
+                onCommit.add(() -> {
+                    m.releaseWhenSettled = source;
+                    b.cowFrom = null;
+                });
+            }
         }
 
         CompletableFuture<Void> move(Block b, int dstTier, int dstSlot) {
@@ -893,13 +1153,9 @@ public final class KvCacheManager implements AutoCloseable {
             b.slot = dstSlot;
             b.dataReady = m.done;
             b.planId = id;
-            policy.onRemove(b.id, srcTier);
-            policy.onInsert(b.id, dstTier);
-            vacatedLevel.put(((long) srcTier << 32) | srcSlot, m.level);
+            policy.onMove(b.id, srcTier, dstTier);
             undo.add(() -> {
-                vacatedLevel.remove(((long) srcTier << 32) | srcSlot);
-                policy.onRemove(b.id, dstTier);
-                policy.onInsert(b.id, srcTier);
+                policy.onMove(b.id, dstTier, srcTier);
                 b.tier = srcTier;
                 b.slot = srcSlot;
                 b.dataReady = prevReady;
@@ -937,7 +1193,7 @@ public final class KvCacheManager implements AutoCloseable {
                 m.keepSourceAsShadow = false;
             });
             if (oldTier >= 0) {
-                onCommit.add(() -> tiers[oldTier].free(oldSlot));
+                onCommit.add(() -> releaseSlot(oldTier, oldSlot));
             }
         }
 
@@ -957,11 +1213,9 @@ public final class KvCacheManager implements AutoCloseable {
             v.shadowSlot = -1;
             v.shadowReady = null;
             v.planId = id;
-            policy.onRemove(v.id, t);
-            policy.onInsert(v.id, st);
+            policy.onMove(v.id, t, st);
             undo.add(() -> {
-                policy.onRemove(v.id, st);
-                policy.onInsert(v.id, t);
+                policy.onMove(v.id, st, t);
                 v.tier = t;
                 v.slot = slot;
                 v.dataReady = ready;
@@ -1002,9 +1256,14 @@ public final class KvCacheManager implements AutoCloseable {
 
         private Move record(Block b, Block source, int dstTier, int dstSlot, boolean copy) {
             Move dep = moveOf.get(source.id);
-            int level = Math.max(levelAfter(dstTier, dstSlot), dep == null ? 0 : dep.level + 1);
             int srcTier = source.tier;
             int srcSlot = source.slot;
+            long srcKey = slotKey(srcTier, srcSlot);
+            long dstKey = slotKey(dstTier, dstSlot);
+            int level = 1 + Math.max(Math.max(writeLevel.getOrDefault(srcKey, -1), dep == null ? -1 : dep.level),
+                    Math.max(writeLevel.getOrDefault(dstKey, -1), readLevel.getOrDefault(dstKey, -1)));
+            raise(readLevel, srcKey, level);
+            raise(writeLevel, dstKey, level);
             CompletableFuture<?> prevSrcFree = slotFree[srcTier][srcSlot];
             CompletableFuture<?> prevDstFree = slotFree[dstTier][dstSlot];
             Move m = new Move(b, source, srcTier, srcSlot, dstTier, dstSlot, copy, source.dataReady,
@@ -1147,8 +1406,15 @@ public final class KvCacheManager implements AutoCloseable {
     }
 
     private String noRoom(int t) {
-        return "no room in tier '" + tiers[t].name() + "' (" + tiers[t].slotCount()
-                + " slots) or below: every block there is pinned or referenced";
+        int pinned = 0;
+        for (Block b : blocks.values()) {
+            if (b.tier == t && b.pins > 0) {
+                pinned++;
+            }
+        }
+        return "no room in tier '" + tiers[t].name() + "' (" + tiers[t].slotCount() + " slots, " + pinned
+                + " pinned by open handles or this request) or below: every other block there is referenced by a"
+                + " sequence and no lower tier can take it";
     }
 
     /** Drops an unreferenced cached block to hand its slot to another block. */
@@ -1222,6 +1488,7 @@ public final class KvCacheManager implements AutoCloseable {
                 deps[2 * i] = group.get(i).srcReady;
                 deps[2 * i + 1] = group.get(i).dstFree;
             }
+            inFlight.addAll(group);
             CompletableFuture.allOf(deps).handle((v, e) -> null)
                     .thenRunAsync(() -> runBatch(group), dispatcher);
         }
@@ -1253,9 +1520,12 @@ public final class KvCacheManager implements AutoCloseable {
         try {
             TransferEngine engine = engineFor(src, dst);
             engine.submit(new TransferBatch(src, dst, bm)).completion().whenComplete((v, e) -> {
-                for (Move m : ok) {
-                    if (e != null) {
-                        fail(m, e);
+                Throwable cause = e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
+                for (int i = 0; i < ok.size(); i++) {
+                    Move m = ok.get(i);
+                    // an engine that names its failed moves fails only those
+                    if (cause != null && (!(cause instanceof TransferFailedException tf) || tf.failed(i))) {
+                        fail(m, cause);
                     } else {
                         finish(m, dst);
                     }
@@ -1292,7 +1562,17 @@ public final class KvCacheManager implements AutoCloseable {
             }
         }
         settle(m);
+        untrack(m);
         m.done.complete(null);
+    }
+
+    private void untrack(Move m) {
+        lock.lock();
+        try {
+            inFlight.remove(m);
+        } finally {
+            lock.unlock();
+        }
     }
 
     /** Frees the source slot of a settled promotion, so that whoever awaits the copy sees it freed. */
@@ -1300,11 +1580,14 @@ public final class KvCacheManager implements AutoCloseable {
         if (m.freeSourceWhenSettled || m.releaseWhenSettled != null) {
             lock.lock();
             try {
-                if (m.freeSourceWhenSettled) {
+                if (m.freeSourceWhenSettled && !tiersClosed) {
+                    m.freeSourceWhenSettled = false;
                     tiers[m.srcTier].free(m.srcSlot);
                 }
                 if (m.releaseWhenSettled != null) {
-                    releaseCow(m.releaseWhenSettled);
+                    Block src = m.releaseWhenSettled;
+                    m.releaseWhenSettled = null;
+                    releaseCow(src);
                 }
             } finally {
                 lock.unlock();
@@ -1327,8 +1610,11 @@ public final class KvCacheManager implements AutoCloseable {
         } finally {
             lock.unlock();
         }
-        LOG.log(System.Logger.Level.WARNING, "copy of block " + m.block.id + " from tier '" + tiers[m.srcTier].name()
-                + "' to '" + tiers[m.dstTier].name() + "' failed; the block is a miss: " + e);
+        untrack(m);
+        if (!m.done.isDone()) {
+            LOG.log(System.Logger.Level.WARNING, "copy of block " + m.block.id + " from tier '"
+                    + tiers[m.srcTier].name() + "' to '" + tiers[m.dstTier].name() + "' failed; the block is a miss: " + e);
+        }
         m.done.completeExceptionally(e);
     }
 
@@ -1365,15 +1651,33 @@ public final class KvCacheManager implements AutoCloseable {
     }
 
     private Block pinnedBlock(ResidencyHandle h, int i) {
+        checkOpen();
         if (h.closed) {
             throw new InvalidHandleException("residency handle is closed");
         }
         return h.blocks[i];
     }
 
+    /** Runs a handle's access to tier memory so that {@link #close()} cannot unmap it meanwhile. */
+    private void guarded(Runnable access) {
+        closeGuard.readLock().lock();
+        try {
+            if (tiersClosed) {
+                throw new InvalidHandleException("the cache manager is closed");
+            }
+            access.run();
+        } finally {
+            closeGuard.readLock().unlock();
+        }
+    }
+
     void fillAddresses(ResidencyHandle h, long[] out) {
         lock.lock();
         try {
+            checkOpen();
+            if (h.closed) {
+                throw new InvalidHandleException("residency handle is closed");
+            }
             for (int i = 0; i < out.length; i++) {
                 out[i] = tiers[0].address(pinnedBlock(h, i).slot);
             }
@@ -1386,36 +1690,67 @@ public final class KvCacheManager implements AutoCloseable {
         return locked(() -> tiers[0].address(pinnedBlock(h, i).slot));
     }
 
+    /**
+     * A view of a pinned block's slot: read-only for a shared or sealed block (its bytes are
+     * other sequences' KV too). Waits for copies still reading the slot, so that bytes written
+     * through the view cannot reach them.
+     */
     MemorySegment view(ResidencyHandle h, int i) {
-        return locked(() -> tiers[0].view(pinnedBlock(h, i).slot));
+        MemorySegment v;
+        CompletableFuture<?> busy;
+        lock.lock();
+        try {
+            Block b = pinnedBlock(h, i);
+            v = tiers[0].view(b.slot);
+            if (b.immutable()) {
+                return v.asReadOnly();
+            }
+            busy = slotFree[0][b.slot];
+        } finally {
+            lock.unlock();
+        }
+        awaitQuietly(busy);
+        return v;
     }
 
     void write(ResidencyHandle h, int i, long offset, MemorySegment src) {
         int slot;
+        CompletableFuture<?> busy;
         lock.lock();
         try {
             Block b = pinnedBlock(h, i);
-            if (b.key != null || b.refCount > 1) {
+            if (b.immutable()) {
                 throw new SharedBlockWriteException("block " + (h.fromBlock() + i) + " is shared ("
-                        + (b.key != null ? "sealed under its content key" : b.refCount + " references")
-                        + "); only a sequence's private blocks are written");
+                        + (b.key != null ? "sealed under its content key" : b.refCount > 1 ? b.refCount
+                        + " references" : "frozen: " + b.cowReaders + " copy-on-write copies of it are still to be"
+                        + " made") + "); only a sequence's private blocks are written");
             }
             Tier.checkRange(tiers[0], offset, src.byteSize());
             slot = b.slot;
+            busy = slotFree[0][slot];
         } finally {
             lock.unlock();
         }
-        tiers[0].write(slot, offset, src);
+        // a copy still reading the slot (a fork's copy-on-write) gets the bytes it was promised
+        awaitQuietly(busy);
+        guarded(() -> tiers[0].write(slot, offset, src));
     }
 
     void read(ResidencyHandle h, int i, long offset, MemorySegment dst) {
         int slot = locked(() -> pinnedBlock(h, i).slot);
-        tiers[0].read(slot, offset, dst);
+        guarded(() -> tiers[0].read(slot, offset, dst));
+    }
+
+    private static void awaitQuietly(CompletableFuture<?> f) {
+        if (!f.isDone()) {
+            f.handle((v, e) -> null).join();
+        }
     }
 
     void release(ResidencyHandle h) {
         lock.lock();
         try {
+            checkOpen();
             if (h.closed) {
                 throw new DoubleReleaseException("residency handle of blocks [" + h.fromBlock() + ", "
                         + (h.fromBlock() + h.blocks.length) + ") was already released");
@@ -1478,7 +1813,9 @@ public final class KvCacheManager implements AutoCloseable {
                         + " failed its checksum in tier '" + tier.name() + "'", logicalBlock, null);
             }
             try {
-                tier.read(slot, 0, dst.asSlice(0, layout.blockBytes()));
+                guarded(() -> tier.read(slot, 0, dst.asSlice(0, layout.blockBytes())));
+            } catch (InvalidHandleException e) {
+                throw e;
             } catch (KvCacheException e) {
                 markLost(b, t);
                 throw new BlockLostException("block " + logicalBlock + " of sequence " + s.id
@@ -1526,6 +1863,7 @@ public final class KvCacheManager implements AutoCloseable {
     public void endStep() {
         lock.lock();
         try {
+            checkOpen();
             policy.onStep();
         } finally {
             lock.unlock();
@@ -1541,6 +1879,7 @@ public final class KvCacheManager implements AutoCloseable {
     public int dropUnreferenced() {
         lock.lock();
         try {
+            checkOpen();
             List<Block> victims = new ArrayList<>();
             for (Block b : blocks.values()) {
                 if (b.refCount == 0 && b.pins == 0 && b.cowReaders == 0) {
@@ -1683,7 +2022,13 @@ public final class KvCacheManager implements AutoCloseable {
         return written;
     }
 
-    /** Waits for copies in flight, persists sealed blocks (see the builder), then closes the engines and the tiers. */
+    /**
+     * Closes the cache: refuses new calls at once ({@link InvalidHandleException}), waits for
+     * copies in flight, persists sealed blocks (see the builder), then waits for handle
+     * operations in progress and closes the engines and the tiers. Every wait is bounded by the
+     * builder's close timeout: copies still in flight after it are failed (their blocks become
+     * misses for anyone awaiting them) and nothing more is persisted. Idempotent.
+     */
     @Override
     public void close() {
         List<CompletableFuture<?>> pending = new ArrayList<>();
@@ -1702,16 +2047,72 @@ public final class KvCacheManager implements AutoCloseable {
         } finally {
             lock.unlock();
         }
-        CompletableFuture.allOf(pending.toArray(CompletableFuture[]::new)).handle((v, e) -> null).join();
-        if (persistOnClose) {
+        long deadline = System.nanoTime() + closeTimeout.toNanos();
+        boolean settled = true;
+        try {
+            CompletableFuture.allOf(pending.toArray(CompletableFuture[]::new)).handle((v, e) -> null)
+                    .get(closeTimeout.toNanos(), TimeUnit.NANOSECONDS);
+        } catch (TimeoutException e) {
+            settled = false;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            settled = false;
+        } catch (java.util.concurrent.ExecutionException e) {
+            throw new IllegalStateException(e);
+        }
+        if (!settled) {
+            List<Move> stuck;
+            lock.lock();
+            try {
+                stuck = new ArrayList<>(inFlight);
+            } finally {
+                lock.unlock();
+            }
+            LOG.log(System.Logger.Level.WARNING, "close: " + stuck.size() + " copies still in flight after "
+                    + closeTimeout + "; failing them");
+            for (Move m : stuck) {
+                fail(m, new KvCacheException("the cache manager closed before this copy completed"));
+            }
+        }
+        if (persistOnClose && settled) {
             persistSealedBlocks();
         }
-        dispatcher.shutdown();
+        dispatcher.shutdownNow();
         for (TransferEngine e : engines) {
-            e.close();
+            try {
+                e.close();
+            } catch (RuntimeException ex) {
+                LOG.log(System.Logger.Level.WARNING, "closing transfer engine: " + ex);
+            }
         }
-        for (Tier t : tiers) {
-            t.close();
+        boolean exclusive = false;
+        try {
+            exclusive = closeGuard.writeLock().tryLock(Math.max(0, deadline - System.nanoTime()) + 1_000_000_000L,
+                    TimeUnit.NANOSECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        if (!exclusive) {
+            // a handle operation is stuck inside a tier; unmapping under it could crash the JVM
+            LOG.log(System.Logger.Level.WARNING, "close: a handle operation did not finish; tiers left open");
+            return;
+        }
+        try {
+            lock.lock();
+            try {
+                tiersClosed = true;
+            } finally {
+                lock.unlock();
+            }
+            for (Tier t : tiers) {
+                try {
+                    t.close();
+                } catch (RuntimeException ex) {
+                    LOG.log(System.Logger.Level.WARNING, "closing tier '" + t.name() + "': " + ex);
+                }
+            }
+        } finally {
+            closeGuard.writeLock().unlock();
         }
     }
 }

@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.function.LongPredicate;
 import org.agrona.collections.Long2LongHashMap;
+import org.agrona.collections.LongHashSet;
 import org.agrona.collections.LongArrayList;
 
 /**
@@ -54,6 +55,23 @@ final class AttentionScorePolicy implements EvictionPolicy {
     }
 
     @Override
+    public void onMove(long blockId, int fromTier, int toTier) {
+        if (tierOf.containsKey(blockId)) {
+            tierOf.put(blockId, toTier);
+        } else {
+            onInsert(blockId, toTier);
+        }
+    }
+
+    /** @return blocks the policy holds any state for (placed blocks, scores) */
+    int trackedBlocks() {
+        LongHashSet ids = new LongHashSet();
+        tierOf.forEach((id, t) -> ids.add(id));
+        scoreBits.forEach((id, v) -> ids.add(id));
+        return ids.size();
+    }
+
+    @Override
     public void onAccess(long blockId, int tier) {
         if (tierOf.containsKey(blockId)) {
             tierOf.put(blockId, tier);
@@ -64,6 +82,9 @@ final class AttentionScorePolicy implements EvictionPolicy {
     public void onAttention(long blockId, double mass) {
         if (!(mass >= 0) || Double.isInfinite(mass)) {
             throw new IllegalArgumentException("attention mass must be finite and >= 0, was " + mass);
+        }
+        if (!tierOf.containsKey(blockId)) {
+            return; // a block with no bytes in any tier: nothing to evict, nothing to remember
         }
         scoreBits.put(blockId, Double.doubleToRawLongBits(score(blockId) + mass));
         scoreStep.put(blockId, step);

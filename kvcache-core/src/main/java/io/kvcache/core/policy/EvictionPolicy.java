@@ -14,8 +14,17 @@ public interface EvictionPolicy {
     /** A block was placed in a tier. */
     void onInsert(long blockId, int tier);
 
-    /** A block left a tier (moved or freed). */
+    /** A block left the tiers for good (freed or dropped); the policy forgets it. */
     void onRemove(long blockId, int tier);
+
+    /**
+     * A block moved from one tier to another (promoted, demoted, or fell back to its lower
+     * copy). What the policy knows of it (scores, age) carries over.
+     */
+    default void onMove(long blockId, int fromTier, int toTier) {
+        onRemove(blockId, fromTier);
+        onInsert(blockId, toTier);
+    }
 
     /** A block was used by a decode step. */
     void onAccess(long blockId, int tier);

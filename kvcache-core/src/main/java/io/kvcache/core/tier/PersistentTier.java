@@ -34,6 +34,14 @@ public interface PersistentTier extends Tier {
         return allocate();
     }
 
+    /**
+     * @return the model whose KV this tier holds, or null when the tier does not record one; the
+     *     manager refuses a tier made for another model than its own
+     */
+    default String modelId() {
+        return null;
+    }
+
     /** @return whether a block with this key is published, without taking its slot */
     boolean contains(BlockKey key);
 

@@ -12,6 +12,7 @@ public abstract class SegmentTier implements Tier {
     private final String name;
     private final TierKind kind;
     private final long slotBytes;
+    private final KvLayout layout;
     private final SlotAllocator slots;
     private MemorySegment pool;
 
@@ -26,6 +27,7 @@ public abstract class SegmentTier implements Tier {
         this.name = name;
         this.kind = kind;
         this.slotBytes = layout.blockBytes();
+        this.layout = layout;
         this.slots = new SlotAllocator(name, TierCapacity.slots(name, capacityBytes, slotBytes));
     }
 
@@ -56,6 +58,11 @@ public abstract class SegmentTier implements Tier {
     @Override
     public final long slotBytes() {
         return slotBytes;
+    }
+
+    @Override
+    public final KvLayout layout() {
+        return layout;
     }
 
     @Override

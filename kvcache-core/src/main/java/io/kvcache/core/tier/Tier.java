@@ -1,5 +1,6 @@
 package io.kvcache.core.tier;
 
+import io.kvcache.core.layout.KvLayout;
 import java.lang.foreign.MemorySegment;
 
 /**
@@ -74,6 +75,14 @@ public interface Tier extends AutoCloseable {
 
     /** @return what backs this tier, as obtained (e.g. "mmap+mlock", "cuMemHostAlloc") */
     String backing();
+
+    /**
+     * @return the layout the tier was made for, or null when the tier knows only its slot size;
+     *     the manager refuses a tier whose layout differs from the cache's
+     */
+    default KvLayout layout() {
+        return null;
+    }
 
     /** @return true once the tier has failed and must not be read any more */
     default boolean failed() {

@@ -3,6 +3,7 @@ package io.kvcache.core.transfer;
 import io.kvcache.core.tier.Tier;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.BitSet;
 import java.util.List;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
@@ -12,17 +13,50 @@ import java.util.concurrent.atomic.AtomicInteger;
 /**
  * Copies blocks with worker threads fed from one bounded queue (not a thread per copy). A batch
  * is split into at most one chunk per worker. Works between any two tiers: host-accessible
- * tiers are copied directly, others through their {@link Tier#read}/{@link Tier#write}.
+ * tiers are copied directly, others through their {@link Tier#read}/{@link Tier#write}. A move
+ * that fails fails alone: the batch then completes with a {@link TransferFailedException} naming
+ * the failed moves.
  *
  * <p>Thread safety: {@link #submit} may be called from any thread other than this engine's
  * workers; it blocks while the queue is full.
  */
 public final class CpuTransferEngine implements TransferEngine {
-    private record Chunk(TransferBatch batch, List<BlockMove> moves, CompletableFuture<Void> done,
-                         AtomicInteger remaining) {
+    /** Moves {@code [from, to)} of a batch; failures are recorded per move in {@link Outcome}. */
+    private record Chunk(TransferBatch batch, int from, int to, Outcome outcome) {
     }
 
-    private static final Chunk POISON = new Chunk(null, List.of(), null, null);
+    /** Shared by the chunks of one batch: completes the batch when the last chunk ends. */
+    private static final class Outcome {
+        final CompletableFuture<Void> done = new CompletableFuture<>();
+        final AtomicInteger remaining;
+        final BitSet failed = new BitSet();
+        Throwable first;
+
+        Outcome(int chunks) {
+            this.remaining = new AtomicInteger(chunks);
+        }
+
+        synchronized void fail(int move, Throwable t) {
+            failed.set(move);
+            if (first == null) {
+                first = t;
+            }
+        }
+
+        void chunkDone(int moves) {
+            if (remaining.decrementAndGet() == 0) {
+                synchronized (this) {
+                    if (first == null) {
+                        done.complete(null);
+                    } else {
+                        done.completeExceptionally(new TransferFailedException(failed, moves, first));
+                    }
+                }
+            }
+        }
+    }
+
+    private static final Chunk POISON = new Chunk(null, 0, 0, null);
 
     private final BlockingQueue<Chunk> queue;
     private final Thread[] workers;
@@ -61,16 +95,16 @@ public final class CpuTransferEngine implements TransferEngine {
         if (closed) {
             throw new IllegalStateException("transfer engine is closed");
         }
-        CompletableFuture<Void> done = new CompletableFuture<>();
         List<BlockMove> moves = batch.moves();
         int chunks = Math.max(1, Math.min(workers.length, moves.size()));
-        AtomicInteger remaining = new AtomicInteger(chunks);
+        Outcome outcome = new Outcome(chunks);
+        CompletableFuture<Void> done = outcome.done;
         int per = (moves.size() + chunks - 1) / Math.max(1, chunks);
         try {
             for (int c = 0; c < chunks; c++) {
                 int from = Math.min(moves.size(), c * per);
                 int to = Math.min(moves.size(), from + per);
-                queue.put(new Chunk(batch, moves.subList(from, to), done, remaining));
+                queue.put(new Chunk(batch, from, to, outcome));
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
@@ -103,21 +137,22 @@ public final class CpuTransferEngine implements TransferEngine {
                 if (chunk == POISON) {
                     return;
                 }
-                try {
-                    Tier src = chunk.batch.source();
-                    Tier dst = chunk.batch.destination();
-                    if (!src.hostAccessible() && !dst.hostAccessible() && bounce == null) {
-                        bounce = arena.allocate(src.slotBytes(), 4096);
-                    }
-                    for (BlockMove m : chunk.moves) {
+                Tier src = chunk.batch.source();
+                Tier dst = chunk.batch.destination();
+                List<BlockMove> moves = chunk.batch.moves();
+                for (int i = chunk.from; i < chunk.to; i++) {
+                    // a failed move fails only itself: the others of the batch still copy
+                    try {
+                        if (!src.hostAccessible() && !dst.hostAccessible() && bounce == null) {
+                            bounce = arena.allocate(src.slotBytes(), 4096);
+                        }
+                        BlockMove m = moves.get(i);
                         copy(src, m.srcSlot(), dst, m.dstSlot(), bounce);
+                    } catch (Throwable t) {
+                        chunk.outcome.fail(i, t);
                     }
-                    if (chunk.remaining.decrementAndGet() == 0) {
-                        chunk.done.complete(null);
-                    }
-                } catch (Throwable t) {
-                    chunk.done.completeExceptionally(t);
                 }
+                chunk.outcome.chunkDone(moves.size());
             }
         }
     }

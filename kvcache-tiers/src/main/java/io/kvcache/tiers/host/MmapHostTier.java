@@ -6,6 +6,7 @@ import io.kvcache.core.layout.KvLayout;
 import io.kvcache.core.tier.SegmentTier;
 import io.kvcache.core.tier.TierKind;
 import io.kvcache.nativ.libc.LibC;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 /**
@@ -18,6 +19,7 @@ public final class MmapHostTier extends SegmentTier {
     private final Pointer base;
     private final boolean locked;
     private final String backing;
+    private final Arena arena = Arena.ofShared();
     private boolean closed;
 
     /**
@@ -42,7 +44,11 @@ public final class MmapHostTier extends SegmentTier {
             throw new IllegalStateException("mmap of " + bytes + " bytes for tier '" + name
                     + "' failed: errno " + e.getErrorCode(), e);
         }
-        pool(MemorySegment.ofAddress(Pointer.nativeValue(base)).reinterpret(bytes));
+        // the mapping belongs to a shared arena: closing it unmaps, and a view used after that
+        // fails with IllegalStateException instead of touching unmapped memory
+        Pointer mapped = this.base;
+        pool(MemorySegment.ofAddress(Pointer.nativeValue(base)).reinterpret(bytes, arena,
+                segment -> LibC.INSTANCE.munmap(mapped, bytes)));
         LibC.RLimit limit = new LibC.RLimit();
         libc.getrlimit(LibC.RLIMIT_MEMLOCK, limit);
         boolean ok = false;
@@ -78,6 +84,6 @@ public final class MmapHostTier extends SegmentTier {
             return;
         }
         closed = true;
-        LibC.INSTANCE.munmap(base, poolBytes());
+        arena.close();
     }
 }

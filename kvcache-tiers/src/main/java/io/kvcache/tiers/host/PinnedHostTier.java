@@ -15,6 +15,7 @@ import io.kvcache.nativ.libc.DmaHeap;
 import io.kvcache.nativ.libc.LibC;
 import io.kvcache.nativ.libc.Udmabuf;
 import io.kvcache.tiers.slots.GuardedSlots;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.util.ArrayDeque;
@@ -53,6 +54,8 @@ public final class PinnedHostTier implements Tier {
     private final List<String> skipped;
     private final Deque<Runnable> releases;
     private final GuardedSlots slots;
+    /** Owns the host views: closing it first makes a view used after close fail instead of crashing. */
+    private final Arena arena = Arena.ofShared();
     private volatile boolean closed;
 
     // the segments cover memory this tier obtained, with the sizes it asked for
@@ -67,7 +70,7 @@ public final class PinnedHostTier implements Tier {
         this.chunkSegments = new MemorySegment[o.host.length];
         for (int i = 0; i < o.host.length; i++) {
             int slotsHere = Math.min(slotsPerChunk, slotCount - i * slotsPerChunk);
-            chunkSegments[i] = MemorySegment.ofAddress(o.host[i]).reinterpret(slotsHere * slotBytes);
+            chunkSegments[i] = MemorySegment.ofAddress(o.host[i]).reinterpret(slotsHere * slotBytes, arena, null);
         }
         this.backingKind = o.kind;
         this.skipped = List.copyOf(skipped);
@@ -409,6 +412,7 @@ public final class PinnedHostTier implements Tier {
             return;
         }
         closed = true;
+        arena.close();
         Obtained o = new Obtained(backingKind, slotsPerChunk, 0);
         o.releases.addAll(releases);
         releases.clear();
