@@ -43,6 +43,12 @@ final class Block {
     int shadowSlot = -1;
     /** Completes when the shadow's bytes are in place. */
     CompletableFuture<Void> shadowReady;
+    /** Whether a copy of this sealed block is published in the first persistent tier (write-through). */
+    boolean persisted;
+    /** Whether the block waits in the write-through queue. */
+    boolean persistQueued;
+    /** {@link System#nanoTime()} when the block was sealed, for the write-through lag. */
+    long sealedNanos;
     /** Plan that last moved this block, so one plan never moves a block twice. */
     long planId = -1;
 

@@ -7,6 +7,7 @@ import io.kvcache.core.layout.KvLayout;
 import io.kvcache.core.policy.EvictionPolicy;
 import io.kvcache.core.prefetch.AccessPlan;
 import io.kvcache.core.stats.CacheStats;
+import io.kvcache.core.stats.PersistStats;
 import io.kvcache.core.stats.TierStats;
 import io.kvcache.core.tier.PersistentTier;
 import io.kvcache.core.tier.Tier;
@@ -19,6 +20,7 @@ import io.kvcache.core.transfer.TransferFailedException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.time.Duration;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -35,6 +37,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.function.Supplier;
@@ -103,8 +106,39 @@ public final class KvCacheManager implements AutoCloseable {
     /** Set once the tiers are closed: late copy callbacks then leave them alone. */
     private boolean tiersClosed;
 
+    // write-through to the first persistent tier, guarded by lock
+    private final PersistPolicy persistPolicy;
+    /** Index of the first persistent tier, or -1. */
+    private final int persistTier;
+    private final int persistQueueCapacity;
+    private final ArrayDeque<Block> persistQueue = new ArrayDeque<>();
+    private final ArrayDeque<Checkpoint> checkpoints = new ArrayDeque<>();
+    private final Condition persistWork = lock.newCondition();
+    private final Thread persistThread;
+    private boolean persistStop;
+    private long persistQueued;
+    private long persistWritten;
+    private long persistSkippedFull;
+    private long persistRefused;
+    private long persistFailed;
+    private long persistBusyNanos;
+    private long persistLagMax;
+    private long persistLagSum;
+
+    /** A {@link #checkpoint()} request: blocks to write down, and the future to complete. */
+    private record Checkpoint(List<Block> blocks, CompletableFuture<Integer> done) {
+    }
+
     // counters, guarded by lock
     private final long[] hits;
+    private final long[] fallbacksIn;
+    private long lowerCopyFallbacks;
+    private long copyOnWriteCopies;
+    private long bytesCopiedOnWrite;
+    private long waitWallNanos;
+    private int waiters;
+    private long waitWallStart;
+    private final Map<String, Long> waitByThread = new HashMap<>();
     private final long[] misses;
     private final long[] promotedOut;
     private final long[] demotedIn;
@@ -147,12 +181,24 @@ public final class KvCacheManager implements AutoCloseable {
         }
         this.shadowsIn = sh;
         hits = new long[n];
+        fallbacksIn = new long[n];
         misses = new long[n];
         promotedOut = new long[n];
         demotedIn = new long[n];
         dropped = new long[n];
         this.dispatcher = Executors.newSingleThreadExecutor(r -> Thread.ofPlatform().daemon()
                 .name("kvcache-dispatch").unstarted(r));
+        int pt = -1;
+        for (int t = 0; t < n && pt < 0; t++) {
+            if (tiers[t] instanceof PersistentTier) {
+                pt = t;
+            }
+        }
+        this.persistTier = pt;
+        this.persistPolicy = b.persistPolicy;
+        this.persistQueueCapacity = b.persistQueueBlocks;
+        this.persistThread = pt < 0 ? null
+                : Thread.ofPlatform().daemon().name("kvcache-write-through").start(this::persistLoop);
     }
 
     /**
@@ -174,6 +220,8 @@ public final class KvCacheManager implements AutoCloseable {
         private CostModel costModel;
         private boolean persistOnClose = true;
         private Duration closeTimeout = Duration.ofSeconds(30);
+        private PersistPolicy persistPolicy = PersistPolicy.WRITE_THROUGH;
+        private int persistQueueBlocks = 4096;
 
         private Builder(KvLayout layout) {
             this.layout = Objects.requireNonNull(layout, "layout");
@@ -229,6 +277,27 @@ public final class KvCacheManager implements AutoCloseable {
          */
         public Builder persistOnClose(boolean persist) {
             this.persistOnClose = persist;
+            return this;
+        }
+
+        /**
+         * @param policy when sealed blocks are written down to the first persistent tier (default
+         *               {@link PersistPolicy#WRITE_THROUGH}; no effect without a persistent tier)
+         */
+        public Builder persistPolicy(PersistPolicy policy) {
+            this.persistPolicy = Objects.requireNonNull(policy, "policy");
+            return this;
+        }
+
+        /**
+         * @param blocks most blocks waiting to be written through; a block sealed while the queue
+         *               is full is skipped and counted, never waited for (default 4096); positive
+         */
+        public Builder persistQueueBlocks(int blocks) {
+            if (blocks <= 0) {
+                throw new IllegalArgumentException("write-through queue must hold at least one block, was " + blocks);
+            }
+            this.persistQueueBlocks = blocks;
             return this;
         }
 
@@ -373,6 +442,9 @@ public final class KvCacheManager implements AutoCloseable {
                 b.refCount++;
                 s.blocks.add(b);
                 hits[holderTier]++;
+                if (persistPolicy == PersistPolicy.WRITE_THROUGH_SELECTIVE) {
+                    queuePersist(b);
+                }
                 policy.onAccess(b.id, holderTier);
                 matched++;
             }
@@ -406,6 +478,7 @@ public final class KvCacheManager implements AutoCloseable {
                     b.key = key;
                     b.tier = t;
                     b.slot = slot;
+                    b.persisted = t == persistTier;
                     byKey.put(key, b);
                     policy.onInsert(b.id, t);
                     return b;
@@ -592,6 +665,7 @@ public final class KvCacheManager implements AutoCloseable {
         }
         b.key = key;
         b.parentKey = index == 0 ? null : s.chainKeys.get(index - 1);
+        b.sealedNanos = System.nanoTime();
         byKey.put(key, b);
         if (b.materialized() && tiers[b.tier] instanceof PersistentTier pt) {
             CompletableFuture<Void> ready = b.dataReady;
@@ -599,14 +673,219 @@ public final class KvCacheManager implements AutoCloseable {
             ready.thenRun(() -> {
                 lock.lock();
                 try {
-                    if (b.dataReady == ready && b.slot == slot && blocks.get(b.id) == b) {
+                    if (!tiersClosed && b.dataReady == ready && b.slot == slot && blocks.get(b.id) == b) {
                         pt.publish(slot, key, b.parentKey);
+                        b.persisted = b.tier == persistTier;
                     }
                 } finally {
                     lock.unlock();
                 }
             });
+        } else if (persistPolicy == PersistPolicy.WRITE_THROUGH) {
+            queuePersist(b);
         }
+    }
+
+    // ------------------------------------------------------------------ write-through
+
+    /** Queues a sealed block for the persistent tier, unless the bounded queue is full. Caller holds the lock. */
+    private void queuePersist(Block b) {
+        if (persistTier < 0 || b.persisted || b.persistQueued || b.key == null || b.lost || persistStop) {
+            return;
+        }
+        if (persistQueue.size() >= persistQueueCapacity) {
+            persistSkippedFull++;
+            return;
+        }
+        b.persistQueued = true;
+        persistQueue.add(b);
+        persistQueued++;
+        persistWork.signal();
+    }
+
+    /**
+     * Writes every sealed block not yet in the first persistent tier down to it now (as far as
+     * its admission takes them), in the background.
+     *
+     * @return completes with the number of blocks written once every block sealed before the
+     *     call is written, refused or failed; at once with 0 without a persistent tier
+     * @throws InvalidHandleException after {@link #close()}
+     */
+    public CompletableFuture<Integer> checkpoint() {
+        lock.lock();
+        try {
+            checkOpen();
+            return checkpointLocked();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private CompletableFuture<Integer> checkpointLocked() {
+        if (persistTier < 0) {
+            return CompletableFuture.completedFuture(0);
+        }
+        List<Block> all = new ArrayList<>();
+        for (Block b : blocks.values()) {
+            if (b.key != null && !b.lost && !b.persisted) {
+                all.add(b);
+            }
+        }
+        Checkpoint cp = new Checkpoint(all, new CompletableFuture<>());
+        checkpoints.add(cp);
+        persistWork.signal();
+        return cp.done;
+    }
+
+    /** The write-through thread: drains checkpoints first, then the queue, in batches. */
+    private void persistLoop() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment bounce = arena.allocate(layout.blockBytes(), 4096);
+            while (true) {
+                List<Block> batch = new ArrayList<>();
+                Checkpoint cp = null;
+                lock.lock();
+                try {
+                    while (!persistStop && persistQueue.isEmpty() && checkpoints.isEmpty()) {
+                        persistWork.awaitUninterruptibly();
+                    }
+                    if (!checkpoints.isEmpty()) {
+                        cp = checkpoints.poll();
+                        batch.addAll(cp.blocks());
+                    } else if (persistStop) {
+                        return;
+                    } else {
+                        while (batch.size() < 64 && !persistQueue.isEmpty()) {
+                            Block b = persistQueue.poll();
+                            b.persistQueued = false;
+                            batch.add(b);
+                        }
+                    }
+                } finally {
+                    lock.unlock();
+                }
+                int written = 0;
+                try {
+                    written = writeDown(batch, bounce);
+                } catch (RuntimeException e) {
+                    LOG.log(System.Logger.Level.WARNING, "write-through batch failed: " + e);
+                }
+                if (cp != null) {
+                    cp.done().complete(written);
+                }
+            }
+        } finally {
+            lock.lock();
+            try {
+                for (Checkpoint cp : checkpoints) {
+                    cp.done().complete(0);
+                }
+                checkpoints.clear();
+            } finally {
+                lock.unlock();
+            }
+        }
+    }
+
+    /** One block's copy into the persistent tier, as prepared under the lock. */
+    private record PersistJob(Block block, BlockKey key, BlockKey parent, int srcTier, int srcSlot,
+                              CompletableFuture<Void> ready, CompletableFuture<?> dstFree, int dstSlot,
+                              CompletableFuture<Void> reading, CompletableFuture<Void> writing) {
+    }
+
+    /**
+     * Copies sealed blocks into fresh slots of the persistent tier and publishes them. The block
+     * stays where it is; its source slot is marked read (so it is not overwritten meanwhile) and
+     * the destination slot written, as any copy's are.
+     *
+     * @return blocks written
+     */
+    private int writeDown(List<Block> batch, MemorySegment bounce) {
+        PersistentTier pt = (PersistentTier) tiers[persistTier];
+        List<PersistJob> jobs = new ArrayList<>(batch.size());
+        lock.lock();
+        try {
+            if (tiersClosed || pt.failed()) {
+                return 0;
+            }
+            for (Block b : batch) {
+                if (b.key == null || b.lost || b.persisted || blocks.get(b.id) != b) {
+                    continue;
+                }
+                Block holder = b.materialized() ? b : b.cowFrom;
+                if (holder == null || !holder.materialized() || holder.lost || tiers[holder.tier] instanceof PersistentTier
+                        || tiers[holder.tier].failed()) {
+                    continue;
+                }
+                if (pt.contains(b.key)) {
+                    b.persisted = true;
+                    continue;
+                }
+                int slot = pt.allocate(b.key);
+                if (slot < 0) {
+                    persistRefused++;
+                    continue;
+                }
+                CompletableFuture<Void> reading = new CompletableFuture<>();
+                CompletableFuture<Void> writing = new CompletableFuture<>();
+                CompletableFuture<?> dstFree = slotFree[persistTier][slot];
+                slotFree[holder.tier][holder.slot] = combine(slotFree[holder.tier][holder.slot], reading);
+                slotFree[persistTier][slot] = combine(dstFree, writing);
+                jobs.add(new PersistJob(b, b.key, b.parentKey, holder.tier, holder.slot, holder.dataReady, dstFree,
+                        slot, reading, writing));
+            }
+        } finally {
+            lock.unlock();
+        }
+        int written = 0;
+        for (PersistJob j : jobs) {
+            long t0 = System.nanoTime();
+            boolean copied = false;
+            try {
+                j.ready().join();
+                awaitQuietly(j.dstFree());
+                guarded(() -> {
+                    tiers[j.srcTier()].read(j.srcSlot(), 0, bounce);
+                    pt.write(j.dstSlot(), 0, bounce);
+                });
+                copied = true;
+            } catch (RuntimeException e) {
+                LOG.log(System.Logger.Level.DEBUG, "write-through of block " + j.block().id + " failed: " + e);
+            } finally {
+                j.reading().complete(null);
+            }
+            lock.lock();
+            try {
+                Block b = j.block();
+                if (copied && !tiersClosed && blocks.get(b.id) == b && !b.lost && j.key().equals(b.key)) {
+                    pt.publish(j.dstSlot(), j.key(), j.parent());
+                    b.persisted = true;
+                    persistWritten++;
+                    written++;
+                    long lag = System.nanoTime() - b.sealedNanos;
+                    persistLagMax = Math.max(persistLagMax, lag);
+                    persistLagSum += lag;
+                } else if (!copied) {
+                    persistFailed++;
+                }
+            } catch (RuntimeException e) {
+                persistFailed++;
+                LOG.log(System.Logger.Level.WARNING, "could not publish block " + j.block().id + " in tier '"
+                        + pt.name() + "': " + e);
+            } finally {
+                try {
+                    if (!tiersClosed) {
+                        // a published slot stays findable after the free; an unpublished one is simply free
+                        pt.free(j.dstSlot());
+                    }
+                } finally {
+                    persistBusyNanos += System.nanoTime() - t0;
+                    lock.unlock();
+                }
+                j.writing().complete(null);
+            }
+        }
+        return written;
     }
 
     Sequence fork(Sequence s) {
@@ -761,6 +1040,14 @@ public final class KvCacheManager implements AutoCloseable {
             }
             freed.complete(null);
         });
+    }
+
+    /**
+     * Waits until the dispatcher has handed every batch whose inputs are ready to its engine.
+     * For deterministic tests that complete copies themselves.
+     */
+    void drainDispatcher() {
+        CompletableFuture.runAsync(() -> { }, dispatcher).join();
     }
 
     /**
@@ -1225,8 +1512,31 @@ public final class KvCacheManager implements AutoCloseable {
                 shadowsIn[st].add(v);
             });
             onCommit.add(() -> {
-                demotions++;
-                demotedIn[st]++;
+                lowerCopyFallbacks++;
+                fallbacksIn[st]++;
+            });
+        }
+
+        /** Evicts a written-through block into the persistent tier slot that already holds its bytes. */
+        void fallBackToPersisted(Block v, int d, int slot) {
+            int t = v.tier;
+            int s0 = v.slot;
+            CompletableFuture<Void> ready = v.dataReady;
+            v.tier = d;
+            v.slot = slot;
+            v.dataReady = Block.DONE;
+            v.planId = id;
+            policy.onMove(v.id, t, d);
+            undo.add(() -> {
+                policy.onMove(v.id, d, t);
+                v.tier = t;
+                v.slot = s0;
+                v.dataReady = ready;
+                tiers[d].free(slot);
+            });
+            onCommit.add(() -> {
+                lowerCopyFallbacks++;
+                fallbacksIn[d]++;
             });
         }
 
@@ -1295,7 +1605,10 @@ public final class KvCacheManager implements AutoCloseable {
                 // a promoted block's old slot stays allocated until the copy reading it settles
                 m.freeSourceWhenSettled = !m.copy && !m.keepSourceAsShadow
                         && !claimedSlots.contains(((long) m.srcTier << 32) | m.srcSlot);
-                if (m.dstTier < m.srcTier) {
+                if (m.copy) {
+                    copyOnWriteCopies++;
+                    bytesCopiedOnWrite += layout.blockBytes();
+                } else if (m.dstTier < m.srcTier) {
                     promotions++;
                     bytesPromoted += layout.blockBytes();
                     promotedOut[m.srcTier]++;
@@ -1351,6 +1664,16 @@ public final class KvCacheManager implements AutoCloseable {
             for (int d = t + 1; d < tiers.length; d++) {
                 if (plan.exhausted[d]) {
                     continue;
+                }
+                if (d == persistTier && v.persisted && v.key != null) {
+                    // written through already: evicting it into that tier moves no bytes
+                    int held = ((PersistentTier) tiers[d]).lookup(v.key);
+                    if (held >= 0) {
+                        plan.fallBackToPersisted(v, d, held);
+                        found[0] = vacated;
+                        return true;
+                    }
+                    v.persisted = false;
                 }
                 int lower;
                 if (v.cachedOnly() && tiers[d] instanceof PersistentTier) {
@@ -1641,10 +1964,30 @@ public final class KvCacheManager implements AutoCloseable {
                 + " could not be made resident; recompute from there", first, cause);
     }
 
-    void addWait(long nanos) {
+    /** An engine thread starts waiting in {@link ResidencyHandle#await()}; returns the start time. */
+    long beginWait() {
         lock.lock();
         try {
-            waitNanos += nanos;
+            long now = System.nanoTime();
+            if (waiters++ == 0) {
+                waitWallStart = now;
+            }
+            return now;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** The wait begun at {@code start} ended: counted per thread, summed, and as wall time. */
+    void endWait(long start) {
+        lock.lock();
+        try {
+            long now = System.nanoTime();
+            waitNanos += now - start;
+            waitByThread.merge(Thread.currentThread().getName(), now - start, Long::sum);
+            if (--waiters == 0) {
+                waitWallNanos += now - waitWallStart;
+            }
         } finally {
             lock.unlock();
         }
@@ -1893,6 +2236,14 @@ public final class KvCacheManager implements AutoCloseable {
                 if (b.hasShadow() && tiers[b.shadowTier] instanceof PersistentTier pt) {
                     pt.unpublish(b.shadowSlot);
                 }
+                if (b.persisted && b.key != null && b.tier != persistTier) {
+                    PersistentTier pt = (PersistentTier) tiers[persistTier];
+                    int held = pt.lookup(b.key);
+                    if (held >= 0) {
+                        pt.unpublish(held);
+                        pt.free(held);
+                    }
+                }
                 b.lost = true;
                 freeBlock(b);
             }
@@ -1912,11 +2263,17 @@ public final class KvCacheManager implements AutoCloseable {
                 int used = tier.slotCount() - tier.freeSlots();
                 ts.add(new TierStats(tier.name(), tier.backing(), tier.slotCount(), used,
                         tier.slotCount() * tier.slotBytes(), used * tier.slotBytes(), hits[t], misses[t],
-                        promotedOut[t], demotedIn[t], dropped[t], tier.failed()));
+                        promotedOut[t], demotedIn[t], fallbacksIn[t], dropped[t], tier.failed()));
             }
-            return new CacheStats(ts, promotions, demotions, bytesPromoted, bytesDemoted, prefixLookupTokens,
-                    prefixHitTokens, waitNanos, prefetchIssued, prefetchInTime, prefetchLate, blocksLost,
-                    blocks.size());
+            long wall = waitWallNanos + (waiters > 0 ? System.nanoTime() - waitWallStart : 0);
+            PersistStats ps = new PersistStats(persistTier < 0 ? "none" : persistPolicy.name(), persistQueued,
+                    persistWritten, persistWritten * layout.blockBytes(), persistSkippedFull, persistRefused,
+                    persistFailed, persistQueue.size(), persistBusyNanos, persistLagMax,
+                    persistWritten == 0 ? 0 : persistLagSum / persistWritten);
+            return new CacheStats(ts, promotions, bytesPromoted, demotions, bytesDemoted, lowerCopyFallbacks,
+                    copyOnWriteCopies, bytesCopiedOnWrite, prefixLookupTokens, prefixHitTokens, waitNanos, wall,
+                    Map.copyOf(waitByThread), prefetchIssued, prefetchInTime, prefetchLate, blocksLost,
+                    blocks.size(), ps);
         } finally {
             lock.unlock();
         }
@@ -1963,63 +2320,6 @@ public final class KvCacheManager implements AutoCloseable {
         } finally {
             lock.unlock();
         }
-    }
-
-    /**
-     * Copies every sealed block held only in volatile tiers into the first persistent tier (as
-     * far as its admission takes them), so the next process finds them. Blocks already published
-     * there are skipped. Called by {@link #close()} unless the builder said otherwise.
-     *
-     * @return blocks written
-     */
-    private int persistSealedBlocks() {
-        int target = -1;
-        for (int t = 0; t < tiers.length && target < 0; t++) {
-            if (tiers[t] instanceof PersistentTier && !tiers[t].failed()) {
-                target = t;
-            }
-        }
-        if (target < 0) {
-            return 0;
-        }
-        PersistentTier pt = (PersistentTier) tiers[target];
-        List<Block> sealed = new ArrayList<>();
-        lock.lock();
-        try {
-            for (Block b : blocks.values()) {
-                if (b.key != null && !b.lost && b.materialized() && !(tiers[b.tier] instanceof PersistentTier)
-                        && !tiers[b.tier].failed()) {
-                    sealed.add(b);
-                }
-            }
-        } finally {
-            lock.unlock();
-        }
-        int written = 0;
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment bounce = arena.allocate(layout.blockBytes(), 4096);
-            for (Block b : sealed) {
-                if (pt.contains(b.key)) {
-                    continue;
-                }
-                int slot = pt.allocate(b.key);
-                if (slot < 0) {
-                    continue;
-                }
-                try {
-                    tiers[b.tier].read(b.slot, 0, bounce);
-                    pt.write(slot, 0, bounce);
-                    pt.publish(slot, b.key, b.parentKey);
-                    written++;
-                } catch (RuntimeException e) {
-                    LOG.log(System.Logger.Level.WARNING, "could not persist block " + b.id + ": " + e);
-                } finally {
-                    // a published slot stays findable after the free; an unpublished one is simply free
-                    pt.free(slot);
-                }
-            }
-        }
-        return written;
     }
 
     /**
@@ -2074,8 +2374,40 @@ public final class KvCacheManager implements AutoCloseable {
                 fail(m, new KvCacheException("the cache manager closed before this copy completed"));
             }
         }
-        if (persistOnClose && settled) {
-            persistSealedBlocks();
+        if (persistThread != null) {
+            CompletableFuture<Integer> last = null;
+            lock.lock();
+            try {
+                if (persistOnClose && settled) {
+                    last = checkpointLocked();
+                }
+            } finally {
+                lock.unlock();
+            }
+            if (last != null) {
+                try {
+                    last.get(Math.max(1, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+                } catch (TimeoutException e) {
+                    LOG.log(System.Logger.Level.WARNING, "close: writing sealed blocks down did not finish within "
+                            + closeTimeout);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                } catch (java.util.concurrent.ExecutionException e) {
+                    LOG.log(System.Logger.Level.WARNING, "close: writing sealed blocks down failed: " + e.getCause());
+                }
+            }
+            lock.lock();
+            try {
+                persistStop = true;
+                persistWork.signal();
+            } finally {
+                lock.unlock();
+            }
+            try {
+                persistThread.join(Math.max(1, (deadline - System.nanoTime()) / 1_000_000) + 1000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
         }
         dispatcher.shutdownNow();
         for (TransferEngine e : engines) {

@@ -47,13 +47,13 @@ public final class ResidencyHandle implements AutoCloseable {
         if (ready.isDone() && !ready.isCompletedExceptionally()) {
             return;
         }
-        long start = System.nanoTime();
+        long start = manager.beginWait();
         try {
             ready.join();
         } catch (CompletionException e) {
             throw manager.lostFor(sequence, this, e.getCause());
         } finally {
-            manager.addWait(System.nanoTime() - start);
+            manager.endWait(start);
         }
     }
 

@@ -284,13 +284,16 @@ public final class LongContextDemo {
                     main.computedTokens() / secs, main.computedTokens(), secs)));
             rows.add(new HtmlReport.Row("bytes moved", "toward device " + ByteSize.format(mainStats.bytesPromoted())
                     + ", toward disk " + ByteSize.format(mainStats.bytesDemoted())));
-            rows.add(new HtmlReport.Row("waited on residency", String.format(Locale.ROOT, "%.3f s", mainStats.waitNanos() / 1e9)));
+            rows.add(new HtmlReport.Row("waited on residency", String.format(Locale.ROOT, "%.3f s (wall)",
+                    mainStats.waitNanosWall() / 1e9)));
+            rows.add(new HtmlReport.Row("write-through", StatsTable.persistLine(mainStats)));
             rows.add(new HtmlReport.Row("prefetches in time", StatsTable.prefetchLine(mainStats)));
             for (int i = 0; i < mainStats.tiers().size(); i++) {
                 TierStats t = mainStats.tiers().get(i);
                 rows.add(new HtmlReport.Row("tier " + t.name(), t.slotCount() + " blocks, " + t.backing() + "; hits "
                         + StatsTable.hits(mainStats, i) + ", misses " + StatsTable.misses(mainStats, i) + ", lost "
-                        + t.misses() + ", promoted out " + t.promotedOut() + ", demoted in " + t.demotedIn()));
+                        + t.lost() + ", promoted out " + t.promotedOut() + ", demoted in " + t.demotedIn()
+                        + ", fell back to a lower copy " + t.fallbacksIn()));
             }
 
             if (resumed != null) {

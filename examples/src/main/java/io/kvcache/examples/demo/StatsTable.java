@@ -1,11 +1,14 @@
 package io.kvcache.examples.demo;
 
 import io.kvcache.core.stats.CacheStats;
+import io.kvcache.core.stats.PersistStats;
 import io.kvcache.core.stats.TierStats;
 import java.io.PrintStream;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 
 /** The summary's view of the cache counters: a per-tier table and counters of one phase of a run. */
 final class StatsTable {
@@ -20,19 +23,37 @@ final class StatsTable {
      * serve (the engine recomputes them).
      */
     static void print(PrintStream out, CacheStats s, long nanos) {
-        out.printf(Locale.ROOT, "%-8s %7s %7s %9s %9s %5s %13s %11s %8s%n", "tier", "blocks", "used", "hits", "misses",
-                "lost", "promoted out", "demoted in", "dropped");
+        out.printf(Locale.ROOT, "%-8s %7s %7s %9s %9s %5s %13s %11s %10s %8s%n", "tier", "blocks", "used", "hits", "misses",
+                "lost", "promoted out", "demoted in", "fell back", "dropped");
         for (int i = 0; i < s.tiers().size(); i++) {
             TierStats t = s.tiers().get(i);
-            out.printf(Locale.ROOT, "%-8s %7d %7d %9d %9d %5d %13d %11d %8d%n", t.name(), t.slotCount(), t.usedSlots(),
-                    hits(s, i), misses(s, i), t.misses(), t.promotedOut(), t.demotedIn(), t.dropped());
+            out.printf(Locale.ROOT, "%-8s %7d %7d %9d %9d %5d %13d %11d %10d %8d%n", t.name(), t.slotCount(), t.usedSlots(),
+                    hits(s, i), misses(s, i), t.lost(), t.promotedOut(), t.demotedIn(), t.fallbacksIn(), t.dropped());
         }
-        out.printf(Locale.ROOT, "bytes moved   toward device %s (%d blocks), toward disk %s (%d blocks)%n",
-                ByteSize.format(s.bytesPromoted()), s.promotions(), ByteSize.format(s.bytesDemoted()), s.demotions());
-        out.printf(Locale.ROOT, "waited        %.3f s on residency (%.1f%% of the decode)%n", s.waitNanos() / 1e9,
-                100.0 * s.waitNanos() / Math.max(1, nanos));
+        out.printf(Locale.ROOT, "bytes moved   toward device %s (%d blocks), toward disk %s (%d blocks);"
+                        + " %d evictions fell back to a lower copy (no bytes)%n",
+                ByteSize.format(s.bytesPromoted()), s.promotions(), ByteSize.format(s.bytesDemoted()), s.demotions(),
+                s.lowerCopyFallbacks());
+        out.printf(Locale.ROOT, "waited        %.3f s of wall time on residency (%.1f%% of the decode; %d engine thread(s),"
+                        + " longest %.3f s)%n", s.waitNanosWall() / 1e9, 100.0 * s.waitNanosWall() / Math.max(1, nanos),
+                s.waitNanosByThread().size(), s.waitNanosMaxPerThread() / 1e9);
         out.println("prefetch      " + prefetchLine(s));
+        if (!"none".equals(s.persist().policy())) {
+            out.println("write-through " + persistLine(s));
+        }
         out.println();
+    }
+
+    /** @return what writing sealed blocks down cost and how far it lagged, as a sentence */
+    static String persistLine(CacheStats s) {
+        PersistStats p = s.persist();
+        if ("none".equals(p.policy())) {
+            return "no persistent tier";
+        }
+        return String.format(Locale.ROOT, "%s: %d blocks written (%s) in %.3f s of writer time; lag from seal to disk"
+                        + " mean %.1f ms, max %.1f ms; %d skipped (queue full), %d not admitted, %d failed",
+                p.policy(), p.written(), ByteSize.format(p.bytesWritten()), p.busyNanos() / 1e9, p.lagMeanNanos() / 1e6,
+                p.lagMaxNanos() / 1e6, p.skippedQueueFull(), p.refusedByAdmission(), p.failed());
     }
 
     /** @return hits of tier {@code i} as {@link #print} counts them */
@@ -66,14 +87,26 @@ final class StatsTable {
             TierStats a = now.tiers().get(t);
             TierStats b = then.tiers().get(t);
             tiers.add(new TierStats(a.name(), a.backing(), a.slotCount(), a.usedSlots(), a.capacityBytes(),
-                    a.usedBytes(), a.hits() - b.hits(), a.misses() - b.misses(), a.promotedOut() - b.promotedOut(),
-                    a.demotedIn() - b.demotedIn(), a.dropped() - b.dropped(), a.failed()));
+                    a.usedBytes(), a.hits() - b.hits(), a.lost() - b.lost(), a.promotedOut() - b.promotedOut(),
+                    a.demotedIn() - b.demotedIn(), a.fallbacksIn() - b.fallbacksIn(), a.dropped() - b.dropped(),
+                    a.failed()));
         }
-        return new CacheStats(tiers, now.promotions() - then.promotions(), now.demotions() - then.demotions(),
-                now.bytesPromoted() - then.bytesPromoted(), now.bytesDemoted() - then.bytesDemoted(),
+        Map<String, Long> waits = new HashMap<>(now.waitNanosByThread());
+        then.waitNanosByThread().forEach((k, v) -> waits.merge(k, -v, Long::sum));
+        waits.values().removeIf(v -> v == 0);
+        PersistStats p = now.persist();
+        PersistStats q = then.persist();
+        PersistStats persist = new PersistStats(p.policy(), p.queued() - q.queued(), p.written() - q.written(),
+                p.bytesWritten() - q.bytesWritten(), p.skippedQueueFull() - q.skippedQueueFull(),
+                p.refusedByAdmission() - q.refusedByAdmission(), p.failed() - q.failed(), p.queueLength(),
+                p.busyNanos() - q.busyNanos(), p.lagMaxNanos(), p.lagMeanNanos());
+        return new CacheStats(tiers, now.promotions() - then.promotions(), now.bytesPromoted() - then.bytesPromoted(),
+                now.demotions() - then.demotions(), now.bytesDemoted() - then.bytesDemoted(),
+                now.lowerCopyFallbacks() - then.lowerCopyFallbacks(), now.copyOnWriteCopies() - then.copyOnWriteCopies(),
+                now.bytesCopiedOnWrite() - then.bytesCopiedOnWrite(),
                 now.prefixLookupTokens() - then.prefixLookupTokens(), now.prefixHitTokens() - then.prefixHitTokens(),
-                now.waitNanos() - then.waitNanos(), now.prefetchIssued() - then.prefetchIssued(),
-                now.prefetchInTime() - then.prefetchInTime(), now.prefetchLate() - then.prefetchLate(),
-                now.blocksLost() - then.blocksLost(), now.liveBlocks());
+                now.waitNanosTotal() - then.waitNanosTotal(), now.waitNanosWall() - then.waitNanosWall(), Map.copyOf(waits),
+                now.prefetchIssued() - then.prefetchIssued(), now.prefetchInTime() - then.prefetchInTime(),
+                now.prefetchLate() - then.prefetchLate(), now.blocksLost() - then.blocksLost(), now.liveBlocks(), persist);
     }
 }

@@ -38,10 +38,10 @@ final class TraceRecorder implements StepListener {
             used[t] = ts.usedSlots();
             detail.add(ts.name() + " " + ts.usedSlots() + "/" + ts.slotCount());
         }
-        trace.add(pos, nanos, used, s.bytesPromoted() - up, s.bytesDemoted() - down, s.waitNanos() - wait);
+        trace.add(pos, nanos, used, s.bytesPromoted() - up, s.bytesDemoted() - down, s.waitNanosWall() - wait);
         up = s.bytesPromoted();
         down = s.bytesDemoted();
-        wait = s.waitNanos();
+        wait = s.waitNanosWall();
         if (bar != null) {
             bar.update(done, total, detail.toString());
         }

@@ -705,6 +705,16 @@ public final class MappedFileTier implements PersistentTier {
     // ---------------------------------------------------------------- Tier
 
     @Override
+    public String modelId() {
+        return modelId;
+    }
+
+    @Override
+    public KvLayout layout() {
+        return layout;
+    }
+
+    @Override
     public String name() {
         return name;
     }

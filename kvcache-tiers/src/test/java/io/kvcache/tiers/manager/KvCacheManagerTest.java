@@ -90,8 +90,13 @@ class KvCacheManagerTest {
             h.await();                           // evicts 0 and 1: they fall back to their host copies
         }
         CacheStats after = manager.stats();
-        assertEquals(before.demotions() + 2, after.demotions());
+        assertEquals(before.demotions(), after.demotions(), "a fall-back is not a demotion: it copies nothing");
+        assertEquals(before.lowerCopyFallbacks() + 2, after.lowerCopyFallbacks());
+        assertEquals(before.tiers().get(1).fallbacksIn() + 2, after.tiers().get(1).fallbacksIn());
+        assertEquals(before.tiers().get(1).demotedIn(), after.tiers().get(1).demotedIn());
         assertEquals(before.bytesDemoted(), after.bytesDemoted(), "no bytes move for blocks with a lower copy");
+        assertEquals(after.demotions() * LAYOUT.blockBytes(), after.bytesDemoted(), "blocks and bytes agree");
+        assertEquals(after.promotions() * LAYOUT.blockBytes(), after.bytesPromoted(), "blocks and bytes agree");
         assertEquals(1, manager.blockInfos().stream().filter(i -> i.id() == manager.blockId(s, 0)).findFirst()
                 .orElseThrow().tier());
         assertNull(engine.verify(s));
