@@ -13,6 +13,7 @@ import io.kvcache.core.layout.KvLayout;
 import io.kvcache.core.policy.EvictionPolicy;
 import io.kvcache.core.stats.TierStats;
 import io.kvcache.core.tier.Tier;
+import io.kvcache.core.transfer.TransferEngine;
 import io.kvcache.tiers.device.SimulatedDeviceTier;
 import io.kvcache.tiers.host.MmapHostTier;
 import java.util.ArrayList;
@@ -25,8 +26,10 @@ import java.util.Set;
 
 /**
  * A manager over three small tiers, the sequences and handles an engine holds on it, and the
- * reference model the invariants compare against: the token ids of each open sequence (from
- * which every written token's K/V is known) and where each pinned block was when pinned.
+ * reference model the invariants compare against: the token ids and tenant salt of each open
+ * sequence (from which every written token's K/V is known) and where each pinned block was when
+ * pinned. Waits are bounded, so that a copy that never completes fails the property instead of
+ * hanging the build.
  */
 final class CacheModel implements AutoCloseable {
     static final KvLayout LAYOUT = new KvLayout(2, 1, 4, DType.FP32, 4);
@@ -39,6 +42,7 @@ final class CacheModel implements AutoCloseable {
     final Engine engine;
     final List<Sequence> sequences = new ArrayList<>();
     final Map<Sequence, int[]> expectedTokens = new HashMap<>();
+    final Map<Sequence, byte[]> salts = new HashMap<>();
     final List<Held> held = new ArrayList<>();
     final int[] slotCounts;
     private final StringBuilder log = new StringBuilder();
@@ -49,14 +53,22 @@ final class CacheModel implements AutoCloseable {
 
     /** @param lowest the bottom tier: another host tier, or the persistent disk tier */
     CacheModel(boolean attention, Tier lowest) {
-        manager = KvCacheManager.builder(LAYOUT)
+        this(attention, lowest, null);
+    }
+
+    /** @param transfers a transfer engine tried before the built-in one (e.g. a slow one), or null */
+    CacheModel(boolean attention, Tier lowest, TransferEngine transfers) {
+        KvCacheManager.Builder b = KvCacheManager.builder(LAYOUT)
                 .modelId("model-under-test")
                 .tier(new SimulatedDeviceTier(LAYOUT, 5 * LAYOUT.blockBytes()))
                 .tier(new MmapHostTier(LAYOUT, 6 * LAYOUT.blockBytes()))
                 .tier(lowest)
                 .evictionPolicy(attention ? EvictionPolicy.attentionScore(1, 1, 0.8) : EvictionPolicy.lru())
-                .prefetchLookaheadBlocks(3)
-                .build();
+                .prefetchLookaheadBlocks(3);
+        if (transfers != null) {
+            b.transferEngine(transfers);
+        }
+        manager = b.build();
         engine = new Engine(manager);
         slotCounts = manager.tiers().stream().mapToInt(t -> t.slotCount()).toArray();
     }
@@ -75,16 +87,24 @@ final class CacheModel implements AutoCloseable {
     }
 
     void open(byte salt, int[] prompt) {
-        Sequence s = manager.open(new byte[] {salt}, prompt);
+        byte[] tenant = {salt};
+        Sequence s = manager.open(tenant, prompt);
         sequences.add(s);
         expectedTokens.put(s, prompt.clone());
+        salts.put(s, tenant);
         assertEquals(prompt.length, s.length());
         assertEquals(0, s.cachedTokens() % LAYOUT.blockTokens());
         assertTrue(s.cachedTokens() < Math.max(1, prompt.length) || prompt.length == 0);
-        tolerateNoRoom(() -> engine.prefill(s));
+        tolerateNoRoom(() -> engine.prefill(s, tenant));
     }
 
     void decode(Sequence s, int[] tokens) {
+        appendOnly(s, tokens);
+        tolerateNoRoom(() -> engine.prefill(s, salts.get(s)));
+    }
+
+    /** Appends tokens whose K/V a later step writes (as a batched or speculative engine does). */
+    void appendOnly(Sequence s, int[] tokens) {
         for (int t : tokens) {
             s.append(t);
             int[] e = expectedTokens.get(s);
@@ -92,19 +112,65 @@ final class CacheModel implements AutoCloseable {
             grown[e.length] = t;
             expectedTokens.put(s, grown);
         }
-        tolerateNoRoom(() -> engine.prefill(s));
     }
 
-    void fork(Sequence s) {
+    /** @return the fork, or null when the copy of a partly written block found no room (nothing changed) */
+    Sequence fork(Sequence s) {
         Sequence f;
         try {
             f = s.fork();
         } catch (OutOfCacheSpaceException e) {
-            // the copy of a partly written block found no room: nothing changed
-            return;
+            return null;
         }
         sequences.add(f);
         expectedTokens.put(f, expectedTokens.get(s).clone());
+        salts.put(f, salts.get(s));
+        return f;
+    }
+
+    /**
+     * Forks inside a partial block: decodes {@code pad} tokens first if the sequence ends on a
+     * block boundary, then forks; the fork appends {@code forkTokens}, written at once or, with
+     * {@code deferWrite}, by a later step (so its copy of the shared block is still to be made).
+     */
+    void forkInsideBlock(Sequence s, int[] pad, int[] forkTokens, boolean deferWrite) {
+        int bt = LAYOUT.blockTokens();
+        for (int i = 0; i < pad.length && s.length() % bt == 0; i++) {
+            decode(s, new int[] {pad[i]});
+        }
+        Sequence f = fork(s);
+        if (f != null && forkTokens.length > 0) {
+            if (deferWrite) {
+                appendOnly(f, forkTokens);
+            } else {
+                decode(f, forkTokens);
+            }
+        }
+    }
+
+    /**
+     * Truncates into the middle of a block (at the {@code pick}-th position inside a block below
+     * the length, counting from the end), appends other tokens and writes them.
+     */
+    void truncateIntoBlock(Sequence s, int pick, int[] tokens) {
+        int bt = LAYOUT.blockTokens();
+        List<Integer> inside = new ArrayList<>();
+        for (int p = s.length() - 1; p > 0; p--) {
+            if (p % bt != 0) {
+                inside.add(p);
+            }
+        }
+        if (inside.isEmpty()) {
+            return;
+        }
+        int n = inside.get(pick % inside.size());
+        int replaced = expectedTokens.get(s)[n];
+        truncate(s, n);
+        int[] other = tokens.clone();
+        if (other.length > 0 && other[0] == replaced) {
+            other[0] = replaced % 6 + 1;   // the first token written differs from the one cut off
+        }
+        decode(s, other);
     }
 
     void truncate(Sequence s, int length) {
@@ -121,7 +187,7 @@ final class CacheModel implements AutoCloseable {
             assertEquals(Set.copyOf(before), Set.copyOf(manager.blockInfos()), "a refused request changes nothing");
             return;
         }
-        h.await();
+        Bounded.await(h, Engine.AWAIT_BOUND);
         Map<Long, List<Integer>> placement = new HashMap<>();
         Map<Long, KvCacheManager.BlockInfo> infos = byId();
         for (int b = from; b < to; b++) {
@@ -147,6 +213,7 @@ final class CacheModel implements AutoCloseable {
         s.close();
         sequences.remove(s);
         expectedTokens.remove(s);
+        salts.remove(s);
     }
 
     Map<Long, KvCacheManager.BlockInfo> byId() {
@@ -200,9 +267,11 @@ final class CacheModel implements AutoCloseable {
                 assertTrue(i.pins() > 0);
             }
         }
-        // every written token's K/V reads back identical from whatever tier holds it
+        // every written token's K/V reads back identical from whatever tier holds it (bounded:
+        // a read waits for the copy bringing the block)
         for (Sequence s : sequences) {
-            assertNull(engine.verify(s), () -> "after actions:\n" + log);
+            String diff = Bounded.call("verify " + s, Engine.AWAIT_BOUND, () -> engine.verify(s, salts.get(s)));
+            assertNull(diff, () -> "after actions:\n" + log);
         }
     }
 
@@ -225,9 +294,10 @@ final class CacheModel implements AutoCloseable {
         }
     }
 
+    /** Closes the manager within a bound: a close that waits forever fails instead of hanging. */
     @Override
     public void close() {
-        manager.close();
+        Bounded.run("KvCacheManager.close()", Engine.AWAIT_BOUND, manager::close);
     }
 
     @Override

@@ -25,9 +25,13 @@ import net.jqwik.api.state.ActionChain;
 import net.jqwik.api.state.Transformer;
 
 /**
- * Random chains of open, decode, fork, truncate, ensureResident, release, attention reports,
- * prefetch and close against {@link CacheModel}'s reference model, with the invariants checked
- * after every action. Tries per property: {@code -Djqwik.tries=N} on the Maven command line.
+ * Random chains of open, decode, fork (also inside a partial block, the fork's K/V written at
+ * once or by a later step), truncate (also into the middle of a block, then other tokens
+ * appended and written), ensureResident, release, attention reports, prefetch and close against
+ * {@link CacheModel}'s reference model, with the invariants checked after every action; over
+ * three tiers, over the persistent disk tier, and with a slow transfer engine. Tries per
+ * property: {@code -Djqwik.tries=N} on the Maven command line (the disk and slow-engine
+ * properties run a fixed, smaller number).
  */
 class ManagerActionChainProperties {
     private final List<CacheModel> models = new ArrayList<>();
@@ -69,6 +73,22 @@ class ManagerActionChainProperties {
         chain.finalState().ifPresent(CacheModel::closeAllAndCheckEmpty);
     }
 
+    /**
+     * Copies take a random few hundred microseconds on the slow engine's own threads, so they
+     * are still in flight while the next actions plan around them.
+     */
+    @Property(tries = 200, shrinking = ShrinkingMode.OFF)
+    void invariantsHoldWithASlowTransferEngine(@ForAll("slowEngineChains") ActionChain<CacheModel> chain) {
+        chain.withInvariant(CacheModel::checkInvariants).run();
+        chain.finalState().ifPresent(CacheModel::closeAllAndCheckEmpty);
+    }
+
+    @Provide
+    Arbitrary<ActionChain<CacheModel>> slowEngineChains() {
+        return chains(false, () -> new MmapHostTier("lower", CacheModel.LAYOUT, 8 * CacheModel.LAYOUT.blockBytes()),
+                true);
+    }
+
     @Provide
     Arbitrary<ActionChain<CacheModel>> lruChains() {
         return chains(false);
@@ -98,8 +118,13 @@ class ManagerActionChainProperties {
     }
 
     private Arbitrary<ActionChain<CacheModel>> chains(boolean attention, Supplier<Tier> lowest) {
+        return chains(attention, lowest, false);
+    }
+
+    private Arbitrary<ActionChain<CacheModel>> chains(boolean attention, Supplier<Tier> lowest, boolean slowEngine) {
         return ActionChain.<CacheModel>startWith(() -> {
-                    CacheModel m = new CacheModel(attention, lowest.get());
+                    CacheModel m = new CacheModel(attention, lowest.get(),
+                            slowEngine ? SlowTransferEngine.withDefaults() : null);
                     models.add(m);
                     return m;
                 })
@@ -107,6 +132,8 @@ class ManagerActionChainProperties {
                 .withAction(4, new DecodeAction())
                 .withAction(1, new ForkAction())
                 .withAction(1, new TruncateAction())
+                .withAction(2, new ForkInsideBlockAction())
+                .withAction(2, new TruncateIntoBlockAction())
                 .withAction(2, new HoldAction())
                 .withAction(2, new ReleaseAction())
                 .withAction(1, new AttentionAction())
@@ -177,6 +204,45 @@ class ManagerActionChainProperties {
                 x.note("fork " + s);
                 x.fork(s);
             }));
+        }
+    }
+
+    static final class ForkInsideBlockAction implements Action.Dependent<CacheModel> {
+        @Override
+        public boolean precondition(CacheModel m) {
+            return !m.sequences.isEmpty() && m.sequences.size() < 6;
+        }
+
+        @Override
+        public Arbitrary<Transformer<CacheModel>> transformer(CacheModel m) {
+            Arbitrary<int[]> tokens = Arbitraries.integers().between(1, 6).array(int[].class).ofMinSize(1).ofMaxSize(5);
+            return Combinators.combine(anySequence(m), tokens, tokens, Arbitraries.of(true, false)).as(
+                    (s, pad, forkTokens, defer) -> Transformer.mutate("fork inside a block " + s + " pad "
+                            + java.util.Arrays.toString(pad) + " fork appends " + java.util.Arrays.toString(forkTokens)
+                            + (defer ? " (written later)" : ""), x -> {
+                        x.note("fork inside block " + s + " " + java.util.Arrays.toString(pad) + " "
+                                + java.util.Arrays.toString(forkTokens) + (defer ? " deferred" : ""));
+                        x.forkInsideBlock(s, pad, forkTokens, defer);
+                    }));
+        }
+    }
+
+    static final class TruncateIntoBlockAction implements Action.Dependent<CacheModel> {
+        @Override
+        public boolean precondition(CacheModel m) {
+            return m.sequences.stream().anyMatch(s -> s.length() >= 2);
+        }
+
+        @Override
+        public Arbitrary<Transformer<CacheModel>> transformer(CacheModel m) {
+            Arbitrary<Sequence> longEnough = Arbitraries.of(m.sequences.stream().filter(s -> s.length() >= 2).toList());
+            return Combinators.combine(longEnough, Arbitraries.integers().between(0, 7),
+                    Arbitraries.integers().between(1, 6).array(int[].class).ofMinSize(1).ofMaxSize(6)).as(
+                    (s, pick, tokens) -> Transformer.mutate("truncate into a block " + s + " (pick " + pick
+                            + ") then write " + java.util.Arrays.toString(tokens), x -> {
+                        x.note("truncate into block " + s + " " + pick + " " + java.util.Arrays.toString(tokens));
+                        x.truncateIntoBlock(s, pick, tokens);
+                    }));
         }
     }
 
