@@ -4,9 +4,13 @@ import io.kvcache.core.block.BlockKey;
 import java.util.concurrent.CompletableFuture;
 
 /**
- * A block's metadata. Guarded by the manager's lock. Its id is stable for its life; its
- * residency (tier, slot) changes as it moves.
+ * A block's metadata. Every field is guarded by the manager lock. Its id is stable for its
+ * life; its residency (tier, slot) changes as it moves. Who writes what:
+ * {@link BlockRegistry} the reference counts and registration; {@link SequenceTable} the key at
+ * sealing; {@link ResidencyTxn} and {@link LowerCopies} the residency, data future and lower
+ * copy; {@link PersistentTiers} the write-through fields; the manager façade the pins.
  */
+@GuardedBy("manager lock")
 final class Block {
     static final CompletableFuture<Void> DONE = CompletableFuture.completedFuture(null);
 
@@ -34,29 +38,32 @@ final class Block {
     Block cowFrom;
     /** Set when the bytes could not be served; the block stays a reported miss. */
     boolean lost;
+    /** Whether the block is in the registry (false once freed or dropped). */
+    boolean registered;
     /**
      * A second copy of a sealed (immutable) block in a lower tier: the slot it was promoted from,
      * kept so that evicting the block later costs no copy. -1 when none. Reclaimed for free when
      * that tier needs room.
      */
-    int shadowTier = -1;
-    int shadowSlot = -1;
-    /** Completes when the shadow's bytes are in place. */
-    CompletableFuture<Void> shadowReady;
+    int lowerTier = -1;
+    int lowerSlot = -1;
+    /** Completes when the lower copy's bytes are in place. */
+    CompletableFuture<Void> lowerReady;
     /** Whether a copy of this sealed block is published in the first persistent tier (write-through). */
     boolean persisted;
     /** Whether the block waits in the write-through queue. */
     boolean persistQueued;
     /** {@link System#nanoTime()} when the block was sealed, for the write-through lag. */
     long sealedNanos;
-    /** Plan that last moved this block, so one plan never moves a block twice. */
-    long planId = -1;
+    /** Transaction that last moved this block, so one transaction never moves a block twice. */
+    long txnId = -1;
 
     Block(long id) {
         this.id = id;
     }
 
-    boolean materialized() {
+    /** @return whether the block has a slot of its own in some tier */
+    boolean hasSlot() {
         return tier >= 0;
     }
 
@@ -70,11 +77,12 @@ final class Block {
         return refCount > 1 || key != null || cowReaders > 0;
     }
 
-    boolean hasShadow() {
-        return shadowTier >= 0;
+    boolean hasLowerCopy() {
+        return lowerTier >= 0;
     }
 
-    boolean cachedOnly() {
+    /** @return whether the block can be dropped without losing a sequence's K/V: sealed, cached, unreferenced */
+    boolean droppable() {
         return refCount == 0 && cowReaders == 0 && key != null;
     }
 }

@@ -7,63 +7,62 @@ import io.kvcache.core.layout.KvLayout;
 import io.kvcache.core.policy.EvictionPolicy;
 import io.kvcache.core.prefetch.AccessPlan;
 import io.kvcache.core.stats.CacheStats;
-import io.kvcache.core.stats.PersistStats;
-import io.kvcache.core.stats.TierStats;
 import io.kvcache.core.tier.PersistentTier;
 import io.kvcache.core.tier.Tier;
-import io.kvcache.core.tier.TierFailedException;
-import io.kvcache.core.transfer.BlockMove;
-import io.kvcache.core.transfer.CpuTransferEngine;
-import io.kvcache.core.transfer.TransferBatch;
 import io.kvcache.core.transfer.TransferEngine;
-import io.kvcache.core.transfer.TransferFailedException;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.time.Duration;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Arrays;
-import java.util.HashMap;
-import java.util.HashSet;
-import java.util.LinkedHashMap;
-import java.util.LinkedHashSet;
 import java.util.List;
-import java.util.Map;
 import java.util.Objects;
-import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.function.Supplier;
-import org.agrona.collections.Long2ObjectHashMap;
-import org.agrona.collections.LongHashSet;
 
 /**
  * Pages the KV blocks of many sequences across an ordered list of tiers (fastest first).
  *
- * <ul>
- *   <li>A block's bytes live in exactly one tier at a time. When a tier is full, the eviction
- *       policy picks an unpinned block and demotes it to the next tier with room; a block is
- *       dropped only if it is referenced by no sequence (a cached prefix block) and no lower
- *       tier can take it.</li>
- *   <li>{@link #ensureResident} promotes blocks to the top tier asynchronously and pins them.
- *       Copies are batched per tier pair and handed to a {@link TransferEngine}.</li>
- *   <li>A slot is never overwritten before every copy reading it has completed, and a block is
- *       never read before the copy writing it has completed: each slot carries a future for
- *       "free to overwrite", each block one for "bytes in place".</li>
- *   <li>Full, written blocks are content-addressed (chained SHA-256) and shared by reference
- *       count between sequences with the same tenant salt and prefix; persistent tiers keep
- *       them across restarts.</li>
- * </ul>
+ * <h2>Design</h2>
  *
- * <p>Thread safety: every public method may be called from any thread. Metadata is guarded by
- * one lock that is never held while waiting for a copy.
+ * <p><b>Sharing.</b> A sequence's K/V lives in fixed-size blocks. A full block whose K/V is
+ * written is sealed under a chained SHA-256 of its prefix, the layout, the model and the tenant
+ * salt, and shared by reference count with every sequence of the same salt and prefix
+ * ({@link SequenceTable}, {@link BlockRegistry}). A shared partial block is copy-on-write: the
+ * appending sequence gets a block that copies it when first made resident, and the source is
+ * frozen until then.
+ *
+ * <p><b>Placement.</b> {@link #ensureResident} pins blocks in the top tier. Room is made by the
+ * eviction policy's candidates leaving: a block with a lower copy falls back to it, others are
+ * demoted to the next tier with room, cascading down, and a cached block nobody holds is dropped
+ * when no lower tier takes it ({@link ResidencyPlanner}).
+ *
+ * <p><b>The transaction.</b> Each request's changes are applied at once under the lock in a
+ * {@link ResidencyTxn} and undone in reverse order if the request cannot be met, so an
+ * {@link OutOfCacheSpaceException} leaves the cache as it was. On commit, the copies go to the
+ * {@link CopyDispatcher} in batches, one per wave and tier pair, each batch one call of a
+ * {@link TransferEngine}.
+ *
+ * <p><b>Fences and lower copies.</b> Each slot has a fence that completes when no copy uses it
+ * ({@link SlotFences}); each block a future for "bytes in place". A slot is never reused,
+ * written or freed before its fence, and a block never read before its bytes are in place. A
+ * sealed block promoted out of a slot keeps the slot as its lower copy ({@link LowerCopies}).
+ *
+ * <p><b>Persistence.</b> Sealed blocks are written down to the first persistent tier in the
+ * background, and found there by the next process ({@link PersistentTiers}).
+ *
+ * <p><b>Threads.</b> Every public method may be called from any thread. Metadata is guarded by
+ * one lock that is never held while waiting for a copy. Batches start on the dispatcher's
+ * thread, complete on the engines' threads, and write-through runs on a thread of its own. Handle
+ * accesses to tier memory run under a read lock that {@link #close()} takes exclusively before
+ * it closes the tiers. The normative description is {@code docs/residency-protocol.md}.
+ *
+ * <p><b>Failure.</b> Bad input gets a specific exception and changes nothing. A copy that fails
+ * makes its block a reported miss ({@link BlockLostException}), never wrong bytes.
  */
 public final class KvCacheManager implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger(KvCacheManager.class.getName());
@@ -71,134 +70,47 @@ public final class KvCacheManager implements AutoCloseable {
     private final KvLayout layout;
     private final String modelId;
     private final Tier[] tiers;
-    private final List<TransferEngine> engines;
-    private final TransferEngine cpuEngine;
     private final EvictionPolicy policy;
-    private final int prefetchLookahead;
-    private final CostModel costModel;
     private final boolean persistOnClose;
+    private final Duration closeTimeout;
     private final ReentrantLock lock = new ReentrantLock();
     /**
      * Held shared by every handle operation while it touches tier memory, and exclusively by
      * {@link #close()} while it closes the tiers: no access runs on unmapped memory.
      */
     private final ReentrantReadWriteLock closeGuard = new ReentrantReadWriteLock();
-    private final Duration closeTimeout;
-    /** Moves handed to the dispatcher and not yet settled; failed by a close that times out. */
-    private final Set<Move> inFlight = new HashSet<>();
-    /** Slot frees deferred until the copies using the slot settle; each completes once done. */
-    private final Set<CompletableFuture<Void>> deferredFrees = new HashSet<>();
-    private final ExecutorService dispatcher;
-
-    private final Long2ObjectHashMap<Block> blocks = new Long2ObjectHashMap<>();
-    private final Map<BlockKey, Block> byKey = new HashMap<>();
-    private final Long2ObjectHashMap<Sequence> sequences = new Long2ObjectHashMap<>();
-    /** Per tier, per slot: completes when the slot may be overwritten. */
-    private final CompletableFuture<?>[][] slotFree;
-    /** Per tier: blocks whose shadow copy sits there, oldest first (reclaimed first). */
-    private final LinkedHashSet<Block>[] shadowsIn;
-    /** Blocks promoted by prefetch and not yet asked for, with the copy that promotes them. */
-    private final Long2ObjectHashMap<CompletableFuture<Void>> prefetched = new Long2ObjectHashMap<>();
-    private long nextBlockId;
-    private long nextSequenceId;
-    private long nextPlanId;
+    private final SlotFences fences;
+    private final CacheCounters counters;
+    private final PrefetchTracker prefetch;
+    private final PersistentTiers persistent;
+    private final LowerCopies lowerCopies;
+    private final BlockRegistry registry;
+    private final CopyDispatcher dispatcher;
+    private final SequenceTable sequences;
+    private final ResidencyPlanner planner;
+    @GuardedBy("manager lock")
     private boolean closed;
-    /** Set once the tiers are closed: late copy callbacks then leave them alone. */
-    private boolean tiersClosed;
-
-    // write-through to the first persistent tier, guarded by lock
-    private final PersistPolicy persistPolicy;
-    /** Index of the first persistent tier, or -1. */
-    private final int persistTier;
-    private final int persistQueueCapacity;
-    private final ArrayDeque<Block> persistQueue = new ArrayDeque<>();
-    private final ArrayDeque<Checkpoint> checkpoints = new ArrayDeque<>();
-    private final Condition persistWork = lock.newCondition();
-    private final Thread persistThread;
-    private boolean persistStop;
-    private long persistQueued;
-    private long persistWritten;
-    private long persistSkippedFull;
-    private long persistRefused;
-    private long persistFailed;
-    private long persistBusyNanos;
-    private long persistLagMax;
-    private long persistLagSum;
-
-    /** A {@link #checkpoint()} request: blocks to write down, and the future to complete. */
-    private record Checkpoint(List<Block> blocks, CompletableFuture<Integer> done) {
-    }
-
-    // counters, guarded by lock
-    private final long[] hits;
-    private final long[] fallbacksIn;
-    private long lowerCopyFallbacks;
-    private long copyOnWriteCopies;
-    private long bytesCopiedOnWrite;
-    private long waitWallNanos;
-    private int waiters;
-    private long waitWallStart;
-    private final Map<String, Long> waitByThread = new HashMap<>();
-    private final long[] misses;
-    private final long[] promotedOut;
-    private final long[] demotedIn;
-    private final long[] dropped;
-    private long promotions;
-    private long demotions;
-    private long bytesPromoted;
-    private long bytesDemoted;
-    private long prefixLookupTokens;
-    private long prefixHitTokens;
-    private long waitNanos;
-    private long prefetchIssued;
-    private long prefetchInTime;
-    private long prefetchLate;
-    private long blocksLost;
 
     private KvCacheManager(Builder b) {
         this.layout = b.layout;
         this.modelId = b.modelId;
         this.tiers = b.tiers.toArray(Tier[]::new);
-        this.cpuEngine = CpuTransferEngine.withDefaults();
-        List<TransferEngine> all = new ArrayList<>(b.engines);
-        all.add(cpuEngine);
-        this.engines = List.copyOf(all);
         this.policy = b.policy;
-        this.prefetchLookahead = b.prefetchLookahead;
-        this.costModel = b.costModel;
         this.persistOnClose = b.persistOnClose;
         this.closeTimeout = b.closeTimeout;
-        this.slotFree = new CompletableFuture<?>[tiers.length][];
-        for (int t = 0; t < tiers.length; t++) {
-            slotFree[t] = new CompletableFuture<?>[tiers[t].slotCount()];
-            Arrays.fill(slotFree[t], Block.DONE);
-        }
         int n = tiers.length;
-        @SuppressWarnings("unchecked")
-        LinkedHashSet<Block>[] sh = new LinkedHashSet[n];
-        for (int t = 0; t < n; t++) {
-            sh[t] = new LinkedHashSet<>();
-        }
-        this.shadowsIn = sh;
-        hits = new long[n];
-        fallbacksIn = new long[n];
-        misses = new long[n];
-        promotedOut = new long[n];
-        demotedIn = new long[n];
-        dropped = new long[n];
-        this.dispatcher = Executors.newSingleThreadExecutor(r -> Thread.ofPlatform().daemon()
-                .name("kvcache-dispatch").unstarted(r));
-        int pt = -1;
-        for (int t = 0; t < n && pt < 0; t++) {
-            if (tiers[t] instanceof PersistentTier) {
-                pt = t;
-            }
-        }
-        this.persistTier = pt;
-        this.persistPolicy = b.persistPolicy;
-        this.persistQueueCapacity = b.persistQueueBlocks;
-        this.persistThread = pt < 0 ? null
-                : Thread.ofPlatform().daemon().name("kvcache-write-through").start(this::persistLoop);
+        this.fences = new SlotFences(tiers, lock);
+        this.counters = new CacheCounters(n, layout.blockBytes());
+        this.prefetch = new PrefetchTracker();
+        this.persistent = new PersistentTiers(tiers, lock, fences, layout.blockBytes(), this::guarded,
+                b.persistPolicy, b.persistQueueBlocks);
+        this.lowerCopies = new LowerCopies(n, fences, persistent, counters, policy);
+        this.registry = new BlockRegistry(fences, lowerCopies, persistent, prefetch, counters, policy);
+        this.dispatcher = new CopyDispatcher(tiers, b.engines, lock, fences, registry, persistent);
+        this.sequences = new SequenceTable(this, layout, modelId, b.costModel, policy, registry, persistent, counters);
+        this.planner = new ResidencyPlanner(tiers, fences, lowerCopies, registry, persistent, prefetch, counters,
+                policy, dispatcher, sequences, b.prefetchLookahead);
+        persistent.start();
     }
 
     /**
@@ -430,191 +342,20 @@ public final class KvCacheManager implements AutoCloseable {
         lock.lock();
         try {
             checkOpen();
-            Sequence s = new Sequence(this, nextSequenceId++, salt, tokens.length);
-            int matchable = tokens.length == full * bt ? full - 1 : full;
-            int matched = 0;
-            for (int i = 0; i < matchable; i++) {
-                Block b = findCached(keys[i]);
-                int holderTier = b == null ? -1 : b.materialized() ? b.tier : b.cowFrom != null ? b.cowFrom.tier : -1;
-                if (holderTier < 0 || (costModel != null && !costModel.reloadPays(holderTier))) {
-                    break;
-                }
-                b.refCount++;
-                s.blocks.add(b);
-                hits[holderTier]++;
-                if (persistPolicy == PersistPolicy.WRITE_THROUGH_SELECTIVE) {
-                    queuePersist(b);
-                }
-                policy.onAccess(b.id, holderTier);
-                matched++;
-            }
-            for (int i = 0; i < full; i++) {
-                s.chainKeys.add(keys[i]);
-            }
-            System.arraycopy(tokens, 0, s.tokens, 0, matched * bt);
-            s.length = matched * bt;
-            s.written = s.length;
-            s.cachedTokens = s.length;
-            prefixLookupTokens += tokens.length;
-            prefixHitTokens += s.cachedTokens;
-            sequences.put(s.id, s);
-            appendLocked(s, Arrays.copyOfRange(tokens, s.length, tokens.length));
-            return s;
+            return sequences.open(salt, tokens, keys);
         } finally {
             lock.unlock();
         }
-    }
-
-    private Block findCached(BlockKey key) {
-        Block b = byKey.get(key);
-        if (b != null) {
-            return b.lost ? null : b;
-        }
-        for (int t = 0; t < tiers.length; t++) {
-            if (tiers[t] instanceof PersistentTier pt && !pt.failed()) {
-                int slot = pt.lookup(key);
-                if (slot >= 0) {
-                    b = newBlock();
-                    b.key = key;
-                    b.tier = t;
-                    b.slot = slot;
-                    b.persisted = t == persistTier;
-                    byKey.put(key, b);
-                    policy.onInsert(b.id, t);
-                    return b;
-                }
-            }
-        }
-        return null;
-    }
-
-    private Block newBlock() {
-        Block b = new Block(nextBlockId++);
-        blocks.put(b.id, b);
-        return b;
     }
 
     void append(Sequence s, int[] newTokens) {
         Objects.requireNonNull(newTokens, "tokens");
-        CompletableFuture<?> snapshot;
         lock.lock();
         try {
             checkSequence(s);
-            snapshot = appendLocked(s, newTokens);
+            sequences.append(s, newTokens);
         } finally {
             lock.unlock();
-        }
-        awaitSnapshot(snapshot);
-    }
-
-    /**
-     * Appends tokens. A shared, sealed or frozen partial last block is first replaced by a
-     * copy-on-write block of its own.
-     *
-     * @return always null (kept so that callers await copies uniformly)
-     */
-    private CompletableFuture<?> appendLocked(Sequence s, int[] newTokens) {
-        int bt = layout.blockTokens();
-        if (newTokens.length == 0) {
-            return null;
-        }
-        CompletableFuture<?> snapshot = null;
-        if (s.length % bt != 0) {
-            Block last = s.blocks.getLast();
-            if (last.immutable()) {
-                // copy-on-write: the new block copies the frozen bytes when first made resident
-                s.blocks.set(s.blocks.size() - 1, lazyCopyOf(last));
-                releaseRef(last);
-            }
-        }
-        if (s.length + newTokens.length > s.tokens.length) {
-            s.tokens = Arrays.copyOf(s.tokens, Math.max(s.tokens.length * 2, s.length + newTokens.length));
-        }
-        for (int t : newTokens) {
-            if (s.length % bt == 0) {
-                Block b = newBlock();
-                b.refCount = 1;
-                s.blocks.add(b);
-            }
-            s.tokens[s.length++] = t;
-            int full = s.length / bt;
-            if (s.length % bt == 0 && s.chainKeys.size() < full) {
-                PrefixHasher hasher = new PrefixHasher(layout, modelId);
-                BlockKey parent = full == 1 ? null : s.chainKeys.get(full - 2);
-                s.chainKeys.add(hasher.key(parent, s.tokens, (full - 1) * bt, bt, s.salt));
-            }
-        }
-        return snapshot;
-    }
-
-    /**
-     * A new private block holding a copy of {@code source}'s bytes as they are now. The copy is
-     * planned at once (not when the new block is first used), so that nothing the source's other
-     * owners write afterwards can reach it; handle writes into the source wait for it to settle.
-     * It goes to the source's tier if that has room, else to the nearest tier that does.
-     *
-     * @throws OutOfCacheSpaceException when no tier can take the copy; nothing changed
-     */
-    private Block snapshotCopy(Block source) {
-        if (source.lost) {
-            Block b = newBlock();
-            b.refCount = 1;
-            b.lost = true;
-            return b;
-        }
-        if (!source.materialized()) {
-            // its bytes are its own frozen copy-on-write source's: share that
-            return lazyCopyOf(source);
-        }
-        Block b = newBlock();
-        b.refCount = 1;
-        source.pins++;
-        try {
-            for (int i = 0; i < tiers.length; i++) {
-                // the source's tier first, then those below it, then those above
-                int t = i < tiers.length - source.tier ? source.tier + i : tiers.length - 1 - i;
-                Plan plan = new Plan(nextPlanId++);
-                b.planId = plan.id;
-                int slot;
-                try {
-                    slot = obtainSlot(t, plan, b);
-                } catch (OutOfCacheSpaceException e) {
-                    plan.rollback();
-                    continue;
-                }
-                plan.copy(source, b, t, slot);
-                plan.commit();
-                return b;
-            }
-        } finally {
-            source.pins--;
-        }
-        blocks.remove(b.id);
-        throw new OutOfCacheSpaceException("no tier has room for a copy of block " + source.id
-                + " (copy-on-write of a shared partial block): every slot is pinned or referenced");
-    }
-
-    /**
-     * A new private block that copies {@code original}'s bytes when first made resident. The
-     * block it copies from is frozen until then ({@link Block#cowReaders}).
-     */
-    private Block lazyCopyOf(Block original) {
-        Block b = newBlock();
-        b.refCount = 1;
-        Block source = original.materialized() ? original : original.cowFrom;
-        if (original.lost || (source != null && source.lost)) {
-            b.lost = true;
-        } else if (source != null) {
-            source.cowReaders++;
-            b.cowFrom = source;
-        }
-        return b;
-    }
-
-    /** Waits for a copy-on-write copy; a failed one leaves its block a reported miss. */
-    private static void awaitSnapshot(CompletableFuture<?> snapshot) {
-        if (snapshot != null) {
-            snapshot.handle((v, e) -> null).join();
         }
     }
 
@@ -622,309 +363,30 @@ public final class KvCacheManager implements AutoCloseable {
         lock.lock();
         try {
             checkSequence(s);
-            if (upTo < 0 || upTo > s.length) {
-                throw new PositionOutOfRangeException("cannot mark " + upTo + " tokens written: sequence "
-                        + s.id + " has " + s.length + " tokens");
-            }
-            if (upTo <= s.written) {
-                return;
-            }
-            int bt = layout.blockTokens();
-            for (int i = s.written / bt; i <= (upTo - 1) / bt; i++) {
-                Block b = s.blocks.get(i);
-                if (!b.hasBytes() && !b.lost) {
-                    throw new UnwrittenKvException("cannot mark tokens [" + s.written + ", " + upTo
-                            + ") of sequence " + s.id + " written: block " + i + " never had a slot, so no K/V of"
-                            + " it was written; make it resident and write its K/V first");
-                }
-            }
-            for (int i = s.written / bt; i < upTo / bt; i++) {
-                seal(s, i);
-            }
-            s.written = upTo;
+            sequences.markWritten(s, upTo);
         } finally {
             lock.unlock();
         }
-    }
-
-    private void seal(Sequence s, int index) {
-        Block b = s.blocks.get(index);
-        if (b.key != null) {
-            return;
-        }
-        BlockKey key = s.chainKeys.get(index);
-        Block existing = byKey.get(key);
-        if (existing != null && !existing.lost) {
-            if (b.pins == 0) {
-                // the same prefix was computed twice: keep one copy
-                existing.refCount++;
-                s.blocks.set(index, existing);
-                releaseRef(b);
-            }
-            return;
-        }
-        b.key = key;
-        b.parentKey = index == 0 ? null : s.chainKeys.get(index - 1);
-        b.sealedNanos = System.nanoTime();
-        byKey.put(key, b);
-        if (b.materialized() && tiers[b.tier] instanceof PersistentTier pt) {
-            CompletableFuture<Void> ready = b.dataReady;
-            int slot = b.slot;
-            ready.thenRun(() -> {
-                lock.lock();
-                try {
-                    if (!tiersClosed && b.dataReady == ready && b.slot == slot && blocks.get(b.id) == b) {
-                        pt.publish(slot, key, b.parentKey);
-                        b.persisted = b.tier == persistTier;
-                    }
-                } finally {
-                    lock.unlock();
-                }
-            });
-        } else if (persistPolicy == PersistPolicy.WRITE_THROUGH) {
-            queuePersist(b);
-        }
-    }
-
-    // ------------------------------------------------------------------ write-through
-
-    /** Queues a sealed block for the persistent tier, unless the bounded queue is full. Caller holds the lock. */
-    private void queuePersist(Block b) {
-        if (persistTier < 0 || b.persisted || b.persistQueued || b.key == null || b.lost || persistStop) {
-            return;
-        }
-        if (persistQueue.size() >= persistQueueCapacity) {
-            persistSkippedFull++;
-            return;
-        }
-        b.persistQueued = true;
-        persistQueue.add(b);
-        persistQueued++;
-        persistWork.signal();
-    }
-
-    /**
-     * Writes every sealed block not yet in the first persistent tier down to it now (as far as
-     * its admission takes them), in the background.
-     *
-     * @return completes with the number of blocks written once every block sealed before the
-     *     call is written, refused or failed; at once with 0 without a persistent tier
-     * @throws InvalidHandleException after {@link #close()}
-     */
-    public CompletableFuture<Integer> checkpoint() {
-        lock.lock();
-        try {
-            checkOpen();
-            return checkpointLocked();
-        } finally {
-            lock.unlock();
-        }
-    }
-
-    private CompletableFuture<Integer> checkpointLocked() {
-        if (persistTier < 0) {
-            return CompletableFuture.completedFuture(0);
-        }
-        List<Block> all = new ArrayList<>();
-        for (Block b : blocks.values()) {
-            if (b.key != null && !b.lost && !b.persisted) {
-                all.add(b);
-            }
-        }
-        Checkpoint cp = new Checkpoint(all, new CompletableFuture<>());
-        checkpoints.add(cp);
-        persistWork.signal();
-        return cp.done;
-    }
-
-    /** The write-through thread: drains checkpoints first, then the queue, in batches. */
-    private void persistLoop() {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment bounce = arena.allocate(layout.blockBytes(), 4096);
-            while (true) {
-                List<Block> batch = new ArrayList<>();
-                Checkpoint cp = null;
-                lock.lock();
-                try {
-                    while (!persistStop && persistQueue.isEmpty() && checkpoints.isEmpty()) {
-                        persistWork.awaitUninterruptibly();
-                    }
-                    if (!checkpoints.isEmpty()) {
-                        cp = checkpoints.poll();
-                        batch.addAll(cp.blocks());
-                    } else if (persistStop) {
-                        return;
-                    } else {
-                        while (batch.size() < 64 && !persistQueue.isEmpty()) {
-                            Block b = persistQueue.poll();
-                            b.persistQueued = false;
-                            batch.add(b);
-                        }
-                    }
-                } finally {
-                    lock.unlock();
-                }
-                int written = 0;
-                try {
-                    written = writeDown(batch, bounce);
-                } catch (RuntimeException e) {
-                    LOG.log(System.Logger.Level.WARNING, "write-through batch failed: " + e);
-                }
-                if (cp != null) {
-                    cp.done().complete(written);
-                }
-            }
-        } finally {
-            lock.lock();
-            try {
-                for (Checkpoint cp : checkpoints) {
-                    cp.done().complete(0);
-                }
-                checkpoints.clear();
-            } finally {
-                lock.unlock();
-            }
-        }
-    }
-
-    /** One block's copy into the persistent tier, as prepared under the lock. */
-    private record PersistJob(Block block, BlockKey key, BlockKey parent, int srcTier, int srcSlot,
-                              CompletableFuture<Void> ready, CompletableFuture<?> dstFree, int dstSlot,
-                              CompletableFuture<Void> reading, CompletableFuture<Void> writing) {
-    }
-
-    /**
-     * Copies sealed blocks into fresh slots of the persistent tier and publishes them. The block
-     * stays where it is; its source slot is marked read (so it is not overwritten meanwhile) and
-     * the destination slot written, as any copy's are.
-     *
-     * @return blocks written
-     */
-    private int writeDown(List<Block> batch, MemorySegment bounce) {
-        PersistentTier pt = (PersistentTier) tiers[persistTier];
-        List<PersistJob> jobs = new ArrayList<>(batch.size());
-        lock.lock();
-        try {
-            if (tiersClosed || pt.failed()) {
-                return 0;
-            }
-            for (Block b : batch) {
-                if (b.key == null || b.lost || b.persisted || blocks.get(b.id) != b) {
-                    continue;
-                }
-                Block holder = b.materialized() ? b : b.cowFrom;
-                if (holder == null || !holder.materialized() || holder.lost || tiers[holder.tier] instanceof PersistentTier
-                        || tiers[holder.tier].failed()) {
-                    continue;
-                }
-                if (pt.contains(b.key)) {
-                    b.persisted = true;
-                    continue;
-                }
-                int slot = pt.allocate(b.key);
-                if (slot < 0) {
-                    persistRefused++;
-                    continue;
-                }
-                CompletableFuture<Void> reading = new CompletableFuture<>();
-                CompletableFuture<Void> writing = new CompletableFuture<>();
-                CompletableFuture<?> dstFree = slotFree[persistTier][slot];
-                slotFree[holder.tier][holder.slot] = combine(slotFree[holder.tier][holder.slot], reading);
-                slotFree[persistTier][slot] = combine(dstFree, writing);
-                jobs.add(new PersistJob(b, b.key, b.parentKey, holder.tier, holder.slot, holder.dataReady, dstFree,
-                        slot, reading, writing));
-            }
-        } finally {
-            lock.unlock();
-        }
-        int written = 0;
-        for (PersistJob j : jobs) {
-            long t0 = System.nanoTime();
-            boolean copied = false;
-            try {
-                j.ready().join();
-                awaitQuietly(j.dstFree());
-                guarded(() -> {
-                    tiers[j.srcTier()].read(j.srcSlot(), 0, bounce);
-                    pt.write(j.dstSlot(), 0, bounce);
-                });
-                copied = true;
-            } catch (RuntimeException e) {
-                LOG.log(System.Logger.Level.DEBUG, "write-through of block " + j.block().id + " failed: " + e);
-            } finally {
-                j.reading().complete(null);
-            }
-            lock.lock();
-            try {
-                Block b = j.block();
-                if (copied && !tiersClosed && blocks.get(b.id) == b && !b.lost && j.key().equals(b.key)) {
-                    pt.publish(j.dstSlot(), j.key(), j.parent());
-                    b.persisted = true;
-                    persistWritten++;
-                    written++;
-                    long lag = System.nanoTime() - b.sealedNanos;
-                    persistLagMax = Math.max(persistLagMax, lag);
-                    persistLagSum += lag;
-                } else if (!copied) {
-                    persistFailed++;
-                }
-            } catch (RuntimeException e) {
-                persistFailed++;
-                LOG.log(System.Logger.Level.WARNING, "could not publish block " + j.block().id + " in tier '"
-                        + pt.name() + "': " + e);
-            } finally {
-                try {
-                    if (!tiersClosed) {
-                        // a published slot stays findable after the free; an unpublished one is simply free
-                        pt.free(j.dstSlot());
-                    }
-                } finally {
-                    persistBusyNanos += System.nanoTime() - t0;
-                    lock.unlock();
-                }
-                j.writing().complete(null);
-            }
-        }
-        return written;
     }
 
     Sequence fork(Sequence s) {
-        CompletableFuture<?> snapshot = null;
+        CompletableFuture<?>[] snapshot = {null};
         Sequence f;
         lock.lock();
         try {
             checkSequence(s);
-            int bt = layout.blockTokens();
-            // the block holding the boundary between written and unwritten KV: the fork gets a
-            // copy of its written bytes now (each sequence then writes its own tail)
-            int boundary = s.written % bt != 0 && s.written < s.length ? s.written / bt : -1;
-            Block boundaryCopy = boundary >= 0 ? snapshotCopy(s.blocks.get(boundary)) : null;
-            f = new Sequence(this, nextSequenceId++, s.salt, s.length);
-            System.arraycopy(s.tokens, 0, f.tokens, 0, s.length);
-            f.length = s.length;
-            f.written = s.written;
-            f.cachedTokens = s.cachedTokens;
-            f.chainKeys.addAll(s.chainKeys);
-            for (int i = 0; i < s.blocks.size(); i++) {
-                Block b = s.blocks.get(i);
-                if (i == boundary) {
-                    f.blocks.add(boundaryCopy);
-                    snapshot = boundaryCopy.dataReady;
-                } else if (i * bt >= s.written) {
-                    // no KV written yet: the fork writes its own
-                    Block fresh = newBlock();
-                    fresh.refCount = 1;
-                    f.blocks.add(fresh);
-                } else {
-                    b.refCount++;
-                    f.blocks.add(b);
-                }
-            }
-            sequences.put(f.id, f);
+            f = sequences.fork(s, source -> {
+                Block copy = planner.snapshotCopy(source);
+                snapshot[0] = copy.dataReady;
+                return copy;
+            });
         } finally {
             lock.unlock();
         }
-        awaitSnapshot(snapshot);
+        // the fork's copy of a partly written block: its owner's next writes wait on the slot's fence
+        if (snapshot[0] != null) {
+            snapshot[0].handle((v, e) -> null).join();
+        }
         return f;
     }
 
@@ -932,21 +394,7 @@ public final class KvCacheManager implements AutoCloseable {
         lock.lock();
         try {
             checkSequence(s);
-            if (newLength < 0 || newLength > s.length) {
-                throw new PositionOutOfRangeException("cannot truncate sequence " + s.id + " of " + s.length
-                        + " tokens to " + newLength);
-            }
-            int bt = layout.blockTokens();
-            int keep = (newLength + bt - 1) / bt;
-            while (s.blocks.size() > keep) {
-                releaseRef(s.blocks.removeLast());
-            }
-            while (s.chainKeys.size() > newLength / bt) {
-                s.chainKeys.removeLast();
-            }
-            s.length = newLength;
-            s.written = Math.min(s.written, newLength);
-            s.cachedTokens = Math.min(s.cachedTokens, newLength);
+            sequences.truncate(s, newLength);
         } finally {
             lock.unlock();
         }
@@ -959,147 +407,9 @@ public final class KvCacheManager implements AutoCloseable {
                 throw new InvalidHandleException(s + " belongs to another manager");
             }
             checkOpen();
-            if (s.closed) {
-                return;
-            }
-            s.closed = true;
-            sequences.remove(s.id);
-            for (Block b : s.blocks) {
-                releaseRef(b);
-            }
-            s.blocks.clear();
+            sequences.close(s);
         } finally {
             lock.unlock();
-        }
-    }
-
-    private void releaseRef(Block b) {
-        if (b.refCount <= 0) {
-            throw new IllegalStateException("reference count of block " + b.id + " would go negative");
-        }
-        b.refCount--;
-        maybeFree(b);
-    }
-
-    private void releaseCow(Block b) {
-        if (b.cowReaders <= 0) {
-            throw new IllegalStateException("copy-on-write readers of block " + b.id + " would go negative");
-        }
-        b.cowReaders--;
-        maybeFree(b);
-    }
-
-    private void maybeFree(Block b) {
-        if (b.refCount == 0 && b.pins == 0 && b.cowReaders == 0 && (b.key == null || b.lost)) {
-            freeBlock(b);
-        }
-    }
-
-    private void freeBlock(Block b) {
-        dropShadow(b);
-        if (b.materialized()) {
-            releaseSlot(b.tier, b.slot);
-            policy.onRemove(b.id, b.tier);
-            b.tier = -1;
-            b.slot = -1;
-        }
-        if (b.key != null && byKey.get(b.key) == b) {
-            byKey.remove(b.key);
-        }
-        blocks.remove(b.id);
-        prefetched.remove(b.id);
-        if (b.cowFrom != null) {
-            Block src = b.cowFrom;
-            b.cowFrom = null;
-            releaseCow(src);
-        }
-    }
-
-    /**
-     * Returns a slot to its tier once every copy into or out of it has settled: a slot with a
-     * copy still queued into it stays allocated until then, so the copy never finds it freed
-     * (or, worse, handed to another block). Caller holds the lock.
-     */
-    private void releaseSlot(int t, int slot) {
-        CompletableFuture<?> busy = slotFree[t][slot];
-        if (busy.isDone()) {
-            tiers[t].free(slot);
-            return;
-        }
-        CompletableFuture<Void> freed = new CompletableFuture<>();
-        deferredFrees.add(freed);
-        busy.whenComplete((v, e) -> {
-            lock.lock();
-            try {
-                if (!tiersClosed) {
-                    tiers[t].free(slot);
-                }
-                deferredFrees.remove(freed);
-            } finally {
-                lock.unlock();
-            }
-            freed.complete(null);
-        });
-    }
-
-    /**
-     * Waits until the dispatcher has handed every batch whose inputs are ready to its engine.
-     * For deterministic tests that complete copies themselves.
-     */
-    void drainDispatcher() {
-        CompletableFuture.runAsync(() -> { }, dispatcher).join();
-    }
-
-    /**
-     * Waits until every copy submitted so far has settled and every slot it held is back in its
-     * tier: after it, {@link #stats()} shows the occupancy the cache's metadata implies. For
-     * tests, benchmarks and orderly shutdown; a running engine never needs it.
-     *
-     * @param timeout longest wait
-     * @return true when idle, false when the timeout passed first
-     */
-    public boolean awaitIdle(Duration timeout) {
-        long deadline = System.nanoTime() + timeout.toNanos();
-        while (true) {
-            List<CompletableFuture<?>> pending = new ArrayList<>();
-            lock.lock();
-            try {
-                for (Move m : inFlight) {
-                    pending.add(m.done);
-                }
-                pending.addAll(deferredFrees);
-            } finally {
-                lock.unlock();
-            }
-            if (pending.isEmpty()) {
-                return true;
-            }
-            long left = deadline - System.nanoTime();
-            if (left <= 0) {
-                return false;
-            }
-            try {
-                CompletableFuture.allOf(pending.toArray(CompletableFuture[]::new)).handle((v, e) -> null)
-                        .get(left, TimeUnit.NANOSECONDS);
-            } catch (TimeoutException e) {
-                return false;
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                return false;
-            } catch (java.util.concurrent.ExecutionException e) {
-                throw new IllegalStateException(e);
-            }
-        }
-    }
-
-    /** Frees a block's shadow slot; a persistent tier keeps the block findable after the free. */
-    private void dropShadow(Block b) {
-        if (b.hasShadow()) {
-            shadowsIn[b.shadowTier].remove(b);
-            releaseSlot(b.shadowTier, b.shadowSlot);
-            b.shadowTier = -1;
-            b.shadowSlot = -1;
-            b.shadowReady = null;
         }
     }
 
@@ -1148,9 +458,10 @@ public final class KvCacheManager implements AutoCloseable {
      * Blocks never written get a fresh top-tier slot for the engine to write into.
      *
      * @throws PositionOutOfRangeException if the range is outside the sequence
-     * @throws OutOfCacheSpaceException    if the top tier cannot make room (too many pinned
-     *                                     blocks, or every lower tier full of referenced blocks);
-     *                                     the cache is left as it was
+     * @throws OutOfCacheSpaceException    if the range is larger than the top tier, or the top
+     *                                     tier cannot make room (too many pinned blocks, or every
+     *                                     lower tier full of referenced blocks); the cache is
+     *                                     left as it was
      * @throws BlockLostException          if a block in the range is a known miss
      */
     public ResidencyHandle ensureResident(Sequence s, int fromBlock, int toBlock) {
@@ -1185,70 +496,23 @@ public final class KvCacheManager implements AutoCloseable {
                 // the steady state of a decode step that fits: nothing to plan, nothing to wait for
                 for (Block b : bs) {
                     policy.onAccess(b.id, 0);
-                    countPrefetchUse(b);
+                    prefetch.used(b.id);
                 }
-                hits[0] += bs.length;
+                counters.hits[0] += bs.length;
                 return new ResidencyHandle(this, s, fromBlock, bs, Block.DONE, tiers[0]);
             }
-            Plan plan = new Plan(nextPlanId++);
-            List<CompletableFuture<?>> waits = new ArrayList<>();
-            int[] sourceTiers = new int[bs.length];
-            int hitCount = 0;
+            CompletableFuture<Void> ready;
             try {
-                for (Block b : bs) {
-                    b.planId = plan.id;
-                    if (b.tier == 0) {
-                        sourceTiers[hitCount++] = 0;
-                        continue;
-                    }
-                    if (b.materialized()) {
-                        sourceTiers[hitCount++] = b.tier;
-                    }
-                    int slot = obtainSlot(0, plan, b);
-                    if (!b.materialized() && b.cowFrom == null) {
-                        plan.materialize(b, slot);
-                    } else if (!b.materialized()) {
-                        plan.copy(b.cowFrom, b, 0, slot);
-                    } else {
-                        plan.move(b, 0, slot);
-                    }
-                }
+                ready = planner.promote(bs);
             } catch (OutOfCacheSpaceException e) {
-                plan.rollback();
                 for (Block b : bs) {
                     b.pins--;
                 }
                 throw e;
             }
-            for (int i = 0; i < hitCount; i++) {
-                hits[sourceTiers[i]]++;
-            }
-            for (Block b : bs) {
-                policy.onAccess(b.id, Math.max(b.tier, 0));
-                countPrefetchUse(b);
-            }
-            plan.commit();
-            for (Block b : bs) {
-                waits.add(b.dataReady);
-            }
-            CompletableFuture<Void> ready = CompletableFuture.allOf(waits.toArray(CompletableFuture[]::new));
             return new ResidencyHandle(this, s, fromBlock, bs, ready, tiers[0]);
         } finally {
             lock.unlock();
-        }
-    }
-
-    private void countPrefetchUse(Block b) {
-        if (prefetched.isEmpty()) {
-            return;
-        }
-        CompletableFuture<Void> pf = prefetched.remove(b.id);
-        if (pf != null) {
-            if (pf.isDone()) {
-                prefetchInTime++;
-            } else {
-                prefetchLate++;
-            }
         }
     }
 
@@ -1276,678 +540,87 @@ public final class KvCacheManager implements AutoCloseable {
                     wanted.add(s.blocks.get(i));
                 }
             }
-            Plan plan = new Plan(nextPlanId++);
-            // the blocks asked for must not evict each other
-            for (Block b : wanted) {
-                b.pins++;
-            }
-            try {
-                int issued = 0;
-                for (Block b : wanted) {
-                    if (issued >= prefetchLookahead) {
-                        break;
-                    }
-                    if (b.tier <= 0 || b.lost || b.planId == plan.id || prefetched.containsKey(b.id)) {
-                        continue;
-                    }
-                    int slot;
-                    try {
-                        slot = obtainSlot(0, plan, b);
-                    } catch (OutOfCacheSpaceException e) {
-                        break;
-                    }
-                    b.planId = plan.id;
-                    prefetched.put(b.id, plan.move(b, 0, slot));
-                    issued++;
-                }
-                prefetchIssued += issued;
-                plan.commit();
-            } finally {
-                for (Block b : wanted) {
-                    b.pins--;
-                }
-            }
+            planner.prefetch(wanted);
         } finally {
             lock.unlock();
         }
     }
 
-    // ------------------------------------------------------------------ planning
-
-    /** A move (or copy) recorded by a plan, executed in a batch when the plan commits. */
-    private static final class Move {
-        final Block block;
-        /** Block whose bytes are read: the block itself for a move, the source for a copy. */
-        final Block source;
-        final int srcTier;
-        final int srcSlot;
-        final int dstTier;
-        final int dstSlot;
-        final boolean copy;
-        final CompletableFuture<?> srcReady;
-        final CompletableFuture<?> dstFree;
-        final CompletableFuture<Void> done = new CompletableFuture<>();
-        final int level;
-        /** Set at commit: the source slot is freed when the copy settles, before {@link #done} completes. */
-        boolean freeSourceWhenSettled;
-        /** Set while planning when the source slot stays as the block's shadow. */
-        boolean keepSourceAsShadow;
-        /** Set at commit for a copy-on-write: the source's reader count drops when the copy settles. */
-        Block releaseWhenSettled;
-
-        Move(Block block, Block source, int srcTier, int srcSlot, int dstTier, int dstSlot, boolean copy,
-             CompletableFuture<?> srcReady, CompletableFuture<?> dstFree, int level) {
-            this.block = block;
-            this.source = source;
-            this.srcTier = srcTier;
-            this.srcSlot = srcSlot;
-            this.dstTier = dstTier;
-            this.dstSlot = dstSlot;
-            this.copy = copy;
-            this.srcReady = srcReady;
-            this.dstFree = dstFree;
-            this.level = level;
-        }
-    }
+    // ------------------------------------------------------------------ persistence
 
     /**
-     * Metadata changes of one residency request. Changes apply at once under the lock and are
-     * undone on failure; tier frees and copies wait for {@link #commit()}.
+     * Writes every sealed block not yet in the first persistent tier down to it now (as far as
+     * its admission takes them), in the background.
+     *
+     * @return completes with the number of blocks written once every block sealed before the
+     *     call is written, refused or failed; at once with 0 without a persistent tier
+     * @throws InvalidHandleException after {@link #close()}
      */
-    private final class Plan {
-        final long id;
-        final List<Runnable> undo = new ArrayList<>();
-        final List<Move> moves = new ArrayList<>();
-        final List<Runnable> onCommit = new ArrayList<>();
-        final boolean[] exhausted = new boolean[tiers.length];
-        /**
-         * Per slot used in this plan: the highest level of a move that reads it and of one that
-         * writes it. A move runs at a level above every earlier move of the plan that writes
-         * its source, or reads or writes its destination, so that batching moves by level can
-         * never make a batch wait on itself.
-         */
-        final Map<Long, Integer> readLevel = new HashMap<>();
-        final Map<Long, Integer> writeLevel = new HashMap<>();
-        final Map<Long, Move> moveOf = new HashMap<>();
-        /** Slots vacated by an eviction and handed to another block in this plan. */
-        final Set<Long> claimedSlots = new HashSet<>();
-        LongHashSet protectedBlocks;
-
-        Plan(long id) {
-            this.id = id;
+    public CompletableFuture<Integer> checkpoint() {
+        lock.lock();
+        try {
+            checkOpen();
+            return persistent.checkpoint(registry.all());
+        } finally {
+            lock.unlock();
         }
-
-        private static long slotKey(int tier, int slot) {
-            return ((long) tier << 32) | slot;
-        }
-
-        private void raise(Map<Long, Integer> levels, long key, int level) {
-            Integer prev = levels.get(key);
-            if (prev == null || prev < level) {
-                levels.put(key, level);
-                undo.add(() -> {
-                    if (prev == null) {
-                        levels.remove(key);
-                    } else {
-                        levels.put(key, prev);
-                    }
-                });
-            }
-        }
-
-        void materialize(Block b, int slot) {
-            b.tier = 0;
-            b.slot = slot;
-            CompletableFuture<?> free = slotFree[0][slot];
-            b.dataReady = free.handle((v, e) -> (Void) null);
-            policy.onInsert(b.id, 0);
-            undo.add(() -> {
-                policy.onRemove(b.id, 0);
-                b.tier = -1;
-                b.slot = -1;
-                b.dataReady = Block.DONE;
-            });
-        }
-
-        void copy(Block source, Block b, int dstTier, int dstSlot) {
-            Move m = record(b, source, dstTier, dstSlot, true);
-            b.tier = dstTier;
-            b.slot = dstSlot;
-            CompletableFuture<Void> prevReady = b.dataReady;
-            b.dataReady = m.done;
-            policy.onInsert(b.id, dstTier);
-            undo.add(() -> {
-                policy.onRemove(b.id, dstTier);
-                b.tier = -1;
-                b.slot = -1;
-                b.dataReady = prevReady;
-            });
-            if (b.cowFrom == source) {
-                // the copy-on-write source stays frozen until the copy has read it
-                onCommit.add(() -> {
-                    m.releaseWhenSettled = source;
-                    b.cowFrom = null;
-                });
-            }
-        }
-
-        CompletableFuture<Void> move(Block b, int dstTier, int dstSlot) {
-            int srcTier = b.tier;
-            int srcSlot = b.slot;
-            Move m = record(b, b, dstTier, dstSlot, false);
-            CompletableFuture<Void> prevReady = b.dataReady;
-            b.tier = dstTier;
-            b.slot = dstSlot;
-            b.dataReady = m.done;
-            b.planId = id;
-            policy.onMove(b.id, srcTier, dstTier);
-            undo.add(() -> {
-                policy.onMove(b.id, dstTier, srcTier);
-                b.tier = srcTier;
-                b.slot = srcSlot;
-                b.dataReady = prevReady;
-            });
-            if (dstTier < srcTier && b.key != null && !b.lost) {
-                keepAsShadow(b, m, srcTier, srcSlot, prevReady);
-            }
-            return m.done;
-        }
-
-        /**
-         * A sealed block promoted out of a slot keeps that slot as its shadow: its bytes cannot
-         * change, so a later eviction just falls back to it. A deeper shadow it had is freed.
-         */
-        private void keepAsShadow(Block b, Move m, int srcTier, int srcSlot, CompletableFuture<Void> srcReady) {
-            int oldTier = b.shadowTier;
-            int oldSlot = b.shadowSlot;
-            CompletableFuture<Void> oldReady = b.shadowReady;
-            if (oldTier >= 0) {
-                shadowsIn[oldTier].remove(b);
-            }
-            b.shadowTier = srcTier;
-            b.shadowSlot = srcSlot;
-            b.shadowReady = srcReady;
-            shadowsIn[srcTier].add(b);
-            m.keepSourceAsShadow = true;
-            undo.add(() -> {
-                shadowsIn[srcTier].remove(b);
-                b.shadowTier = oldTier;
-                b.shadowSlot = oldSlot;
-                b.shadowReady = oldReady;
-                if (oldTier >= 0) {
-                    shadowsIn[oldTier].add(b);
-                }
-                m.keepSourceAsShadow = false;
-            });
-            if (oldTier >= 0) {
-                onCommit.add(() -> releaseSlot(oldTier, oldSlot));
-            }
-        }
-
-        /** Evicts a block that has a shadow: it falls back to the shadow, no bytes move. */
-        void fallBackToShadow(Block v) {
-            int t = v.tier;
-            int slot = v.slot;
-            CompletableFuture<Void> ready = v.dataReady;
-            int st = v.shadowTier;
-            int ss = v.shadowSlot;
-            CompletableFuture<Void> sr = v.shadowReady;
-            shadowsIn[st].remove(v);
-            v.tier = st;
-            v.slot = ss;
-            v.dataReady = sr;
-            v.shadowTier = -1;
-            v.shadowSlot = -1;
-            v.shadowReady = null;
-            v.planId = id;
-            policy.onMove(v.id, t, st);
-            undo.add(() -> {
-                policy.onMove(v.id, st, t);
-                v.tier = t;
-                v.slot = slot;
-                v.dataReady = ready;
-                v.shadowTier = st;
-                v.shadowSlot = ss;
-                v.shadowReady = sr;
-                shadowsIn[st].add(v);
-            });
-            onCommit.add(() -> {
-                lowerCopyFallbacks++;
-                fallbacksIn[st]++;
-            });
-        }
-
-        /** Evicts a written-through block into the persistent tier slot that already holds its bytes. */
-        void fallBackToPersisted(Block v, int d, int slot) {
-            int t = v.tier;
-            int s0 = v.slot;
-            CompletableFuture<Void> ready = v.dataReady;
-            v.tier = d;
-            v.slot = slot;
-            v.dataReady = Block.DONE;
-            v.planId = id;
-            policy.onMove(v.id, t, d);
-            undo.add(() -> {
-                policy.onMove(v.id, d, t);
-                v.tier = t;
-                v.slot = s0;
-                v.dataReady = ready;
-                tiers[d].free(slot);
-            });
-            onCommit.add(() -> {
-                lowerCopyFallbacks++;
-                fallbacksIn[d]++;
-            });
-        }
-
-        /** Takes the slot of the oldest shadow in a tier (its block keeps its copy above), or -1. */
-        int reclaimShadow(int t) {
-            if (shadowsIn[t].isEmpty()) {
-                return -1;
-            }
-            Block b = shadowsIn[t].getFirst();
-            int slot = b.shadowSlot;
-            CompletableFuture<Void> sr = b.shadowReady;
-            shadowsIn[t].remove(b);
-            b.shadowTier = -1;
-            b.shadowSlot = -1;
-            b.shadowReady = null;
-            undo.add(() -> {
-                b.shadowTier = t;
-                b.shadowSlot = slot;
-                b.shadowReady = sr;
-                shadowsIn[t].add(b);
-            });
-            if (tiers[t] instanceof PersistentTier pt) {
-                onCommit.add(() -> pt.unpublish(slot));
-            }
-            return slot;
-        }
-
-        private Move record(Block b, Block source, int dstTier, int dstSlot, boolean copy) {
-            Move dep = moveOf.get(source.id);
-            int srcTier = source.tier;
-            int srcSlot = source.slot;
-            long srcKey = slotKey(srcTier, srcSlot);
-            long dstKey = slotKey(dstTier, dstSlot);
-            int level = 1 + Math.max(Math.max(writeLevel.getOrDefault(srcKey, -1), dep == null ? -1 : dep.level),
-                    Math.max(writeLevel.getOrDefault(dstKey, -1), readLevel.getOrDefault(dstKey, -1)));
-            raise(readLevel, srcKey, level);
-            raise(writeLevel, dstKey, level);
-            CompletableFuture<?> prevSrcFree = slotFree[srcTier][srcSlot];
-            CompletableFuture<?> prevDstFree = slotFree[dstTier][dstSlot];
-            Move m = new Move(b, source, srcTier, srcSlot, dstTier, dstSlot, copy, source.dataReady,
-                    prevDstFree, level);
-            // the slot read and the slot written are busy until the copy settles
-            CompletableFuture<Void> settled = m.done.handle((v, e) -> null);
-            slotFree[srcTier][srcSlot] = combine(prevSrcFree, settled);
-            slotFree[dstTier][dstSlot] = combine(prevDstFree, settled);
-            moves.add(m);
-            moveOf.put(b.id, m);
-            undo.add(() -> {
-                slotFree[srcTier][srcSlot] = prevSrcFree;
-                slotFree[dstTier][dstSlot] = prevDstFree;
-                moves.remove(m);
-                moveOf.remove(b.id);
-            });
-            return m;
-        }
-
-        void rollback() {
-            for (int i = undo.size() - 1; i >= 0; i--) {
-                undo.get(i).run();
-            }
-            undo.clear();
-        }
-
-        void commit() {
-            for (Move m : moves) {
-                // a promoted block's old slot stays allocated until the copy reading it settles
-                m.freeSourceWhenSettled = !m.copy && !m.keepSourceAsShadow
-                        && !claimedSlots.contains(((long) m.srcTier << 32) | m.srcSlot);
-                if (m.copy) {
-                    copyOnWriteCopies++;
-                    bytesCopiedOnWrite += layout.blockBytes();
-                } else if (m.dstTier < m.srcTier) {
-                    promotions++;
-                    bytesPromoted += layout.blockBytes();
-                    promotedOut[m.srcTier]++;
-                } else {
-                    demotions++;
-                    bytesDemoted += layout.blockBytes();
-                    demotedIn[m.dstTier]++;
-                }
-            }
-            for (Runnable r : onCommit) {
-                r.run();
-            }
-            submit(moves);
-        }
-
     }
 
-    private static CompletableFuture<?> combine(CompletableFuture<?> a, CompletableFuture<?> b) {
-        return a.isDone() ? b : CompletableFuture.allOf(a, b);
-    }
+    // ------------------------------------------------------------------ quiescence
 
     /**
-     * Finds a slot in tier {@code t} for a block, evicting if needed: the policy's candidates are
-     * demoted to the next tier with room, or dropped when unreferenced and no lower tier has
-     * room. The slot's old bytes may still be in flight; moves into it wait on its future.
+     * Waits until every copy submitted so far has settled and every slot it held is back in its
+     * tier: after it, {@link #stats()} shows the occupancy the cache's metadata implies. For
+     * tests, benchmarks and orderly shutdown; a running engine never needs it.
+     *
+     * @param timeout longest wait
+     * @return true when idle, false when the timeout passed first
      */
-    private int obtainSlot(int t, Plan plan, Block forBlock) {
-        if (plan.exhausted[t] || tiers[t].failed()) {
-            throw new OutOfCacheSpaceException(noRoom(t));
-        }
-        int slot = allocateFree(t, plan, forBlock);
-        if (slot < 0) {
-            slot = plan.reclaimShadow(t);
-            if (slot >= 0) {
-                claim(plan, t, slot);
+    public boolean awaitIdle(Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (true) {
+            List<CompletableFuture<?>> pending;
+            lock.lock();
+            try {
+                pending = dispatcher.pending();
+                pending.addAll(fences.pendingReleases());
+            } finally {
+                lock.unlock();
             }
-        }
-        if (slot >= 0) {
-            return slot;
-        }
-        int[] found = {-1};
-        policy.forEachCandidate(t, id -> isProtected(plan, id), id -> {
-            Block v = blocks.get(id);
-            if (v == null || v.pins > 0 || v.planId == plan.id || v.tier != t) {
+            if (pending.isEmpty()) {
+                return true;
+            }
+            if (!awaitAll(pending, deadline - System.nanoTime())) {
                 return false;
             }
-            int vacated = v.slot;
-            if (v.hasShadow()) {
-                plan.fallBackToShadow(v);
-                found[0] = vacated;
-                return true;
-            }
-            for (int d = t + 1; d < tiers.length; d++) {
-                if (plan.exhausted[d]) {
-                    continue;
-                }
-                if (d == persistTier && v.persisted && v.key != null) {
-                    // written through already: evicting it into that tier moves no bytes
-                    int held = ((PersistentTier) tiers[d]).lookup(v.key);
-                    if (held >= 0) {
-                        plan.fallBackToPersisted(v, d, held);
-                        found[0] = vacated;
-                        return true;
-                    }
-                    v.persisted = false;
-                }
-                int lower;
-                if (v.cachedOnly() && tiers[d] instanceof PersistentTier) {
-                    // a block nobody holds enters a persistent tier only if its admission policy
-                    // takes it; it never evicts others there
-                    lower = allocateFree(d, plan, v);
-                    if (lower < 0) {
-                        continue;
-                    }
-                } else {
-                    try {
-                        lower = obtainSlot(d, plan, v);
-                    } catch (OutOfCacheSpaceException e) {
-                        plan.exhausted[d] = true;
-                        continue;
-                    }
-                }
-                v.planId = plan.id;
-                plan.move(v, d, lower);
-                found[0] = vacated;
-                return true;
-            }
-            if (v.cachedOnly()) {
-                drop(plan, v);
-                found[0] = vacated;
-                return true;
-            }
-            return false;
-        });
-        if (found[0] < 0) {
-            plan.exhausted[t] = true;
-            throw new OutOfCacheSpaceException(noRoom(t));
         }
-        claim(plan, t, found[0]);
-        return found[0];
     }
 
-    /** Records that a slot vacated in this plan is handed to another block (so it is not freed). */
-    private static void claim(Plan plan, int t, int slot) {
-        long claimed = ((long) t << 32) | slot;
-        plan.claimedSlots.add(claimed);
-        plan.undo.add(() -> plan.claimedSlots.remove(claimed));
-    }
-
-    /** A free slot of tier {@code t} for a block (persistent tiers apply their admission to its key), or -1. */
-    private int allocateFree(int t, Plan plan, Block forBlock) {
-        int slot = tiers[t] instanceof PersistentTier pt && forBlock.key != null
-                ? pt.allocate(forBlock.key) : tiers[t].allocate();
-        if (slot >= 0) {
-            plan.undo.add(() -> tiers[t].free(slot));
-        }
-        return slot;
-    }
-
-    private String noRoom(int t) {
-        int pinned = 0;
-        for (Block b : blocks.values()) {
-            if (b.tier == t && b.pins > 0) {
-                pinned++;
-            }
-        }
-        return "no room in tier '" + tiers[t].name() + "' (" + tiers[t].slotCount() + " slots, " + pinned
-                + " pinned by open handles or this request) or below: every other block there is referenced by a"
-                + " sequence and no lower tier can take it";
-    }
-
-    /** Drops an unreferenced cached block to hand its slot to another block. */
-    private void drop(Plan plan, Block v) {
-        int t = v.tier;
-        int slot = v.slot;
-        BlockKey key = v.key;
-        CompletableFuture<Void> ready = v.dataReady;
-        v.planId = plan.id;
-        blocks.remove(v.id);
-        if (byKey.get(key) == v) {
-            byKey.remove(key);
-        }
-        policy.onRemove(v.id, t);
-        v.tier = -1;
-        v.slot = -1;
-        plan.undo.add(() -> {
-            blocks.put(v.id, v);
-            byKey.put(key, v);
-            policy.onInsert(v.id, t);
-            v.tier = t;
-            v.slot = slot;
-            v.dataReady = ready;
-        });
-        plan.onCommit.add(() -> {
-            dropped[t]++;
-            prefetched.remove(v.id);
-            dropShadow(v);
-            if (tiers[t] instanceof PersistentTier pt) {
-                pt.unpublish(slot);
-            }
-        });
-    }
-
-    private boolean isProtected(Plan plan, long blockId) {
-        int sink = policy.sinkBlocks();
-        int recent = policy.recentBlocks();
-        if (sink == 0 && recent == 0) {
+    /** @return whether every future completed (normally or not) within {@code nanos} */
+    private static boolean awaitAll(List<CompletableFuture<?>> futures, long nanos) {
+        if (nanos <= 0) {
             return false;
         }
-        if (plan.protectedBlocks == null) {
-            LongHashSet set = new LongHashSet();
-            for (Sequence s : sequences.values()) {
-                int n = s.blocks.size();
-                for (int i = 0; i < Math.min(sink, n); i++) {
-                    set.add(s.blocks.get(i).id);
-                }
-                for (int i = Math.max(0, n - recent); i < n; i++) {
-                    set.add(s.blocks.get(i).id);
-                }
-            }
-            plan.protectedBlocks = set;
-        }
-        return plan.protectedBlocks.contains(blockId);
-    }
-
-    // ------------------------------------------------------------------ execution
-
-    private void submit(List<Move> moves) {
-        if (moves.isEmpty()) {
-            return;
-        }
-        Map<List<Integer>, List<Move>> groups = new LinkedHashMap<>();
-        moves.stream()
-                .sorted((a, b) -> Integer.compare(a.level, b.level))
-                .forEach(m -> groups.computeIfAbsent(List.of(m.level, m.srcTier, m.dstTier), k -> new ArrayList<>())
-                        .add(m));
-        for (List<Move> group : groups.values()) {
-            CompletableFuture<?>[] deps = new CompletableFuture<?>[group.size() * 2];
-            for (int i = 0; i < group.size(); i++) {
-                deps[2 * i] = group.get(i).srcReady;
-                deps[2 * i + 1] = group.get(i).dstFree;
-            }
-            inFlight.addAll(group);
-            CompletableFuture.allOf(deps).handle((v, e) -> null)
-                    .thenRunAsync(() -> runBatch(group), dispatcher);
-        }
-    }
-
-    private void runBatch(List<Move> group) {
-        Tier src = tiers[group.getFirst().srcTier];
-        Tier dst = tiers[group.getFirst().dstTier];
-        List<Move> ok = new ArrayList<>(group.size());
-        for (Move m : group) {
-            if (m.srcReady.isCompletedExceptionally()) {
-                fail(m, new TierFailedException("source bytes of block " + m.source.id + " were lost"));
-            } else if (src.failed()) {
-                fail(m, new TierFailedException("tier '" + src.name() + "' has failed"));
-            } else if (src instanceof PersistentTier pt && !verifySafely(pt, m.srcSlot)) {
-                fail(m, new TierFailedException("block " + m.source.id + " failed its checksum in tier '"
-                        + src.name() + "'"));
-            } else {
-                ok.add(m);
-            }
-        }
-        if (ok.isEmpty()) {
-            return;
-        }
-        List<BlockMove> bm = new ArrayList<>(ok.size());
-        for (Move m : ok) {
-            bm.add(new BlockMove(m.srcSlot, m.dstSlot));
-        }
         try {
-            TransferEngine engine = engineFor(src, dst);
-            engine.submit(new TransferBatch(src, dst, bm)).completion().whenComplete((v, e) -> {
-                Throwable cause = e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
-                for (int i = 0; i < ok.size(); i++) {
-                    Move m = ok.get(i);
-                    // an engine that names its failed moves fails only those
-                    if (cause != null && (!(cause instanceof TransferFailedException tf) || tf.failed(i))) {
-                        fail(m, cause);
-                    } else {
-                        finish(m, dst);
-                    }
-                }
-            });
-        } catch (RuntimeException e) {
-            for (Move m : ok) {
-                fail(m, e);
-            }
-        }
-    }
-
-    private static boolean verifySafely(PersistentTier pt, int slot) {
-        try {
-            return pt.verify(slot);
-        } catch (RuntimeException e) {
+            CompletableFuture.allOf(futures.toArray(CompletableFuture[]::new)).handle((v, e) -> null)
+                    .get(nanos, TimeUnit.NANOSECONDS);
+            return true;
+        } catch (TimeoutException e) {
             return false;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        } catch (ExecutionException e) {
+            throw new IllegalStateException(e);
         }
     }
 
-    private void finish(Move m, Tier dst) {
-        if (dst instanceof PersistentTier pt) {
-            lock.lock();
-            try {
-                // publish only while the block still lives in the slot the copy filled
-                if (m.block.key != null && m.block.dataReady == m.done && blocks.get(m.block.id) == m.block) {
-                    pt.publish(m.dstSlot, m.block.key, m.block.parentKey);
-                }
-            } catch (RuntimeException e) {
-                LOG.log(System.Logger.Level.WARNING, "could not publish block " + m.block.id
-                        + " in tier '" + dst.name() + "': " + e);
-            } finally {
-                lock.unlock();
-            }
-        }
-        settle(m);
-        untrack(m);
-        m.done.complete(null);
-    }
-
-    private void untrack(Move m) {
-        lock.lock();
-        try {
-            inFlight.remove(m);
-        } finally {
-            lock.unlock();
-        }
-    }
-
-    /** Frees the source slot of a settled promotion, so that whoever awaits the copy sees it freed. */
-    private void settle(Move m) {
-        if (m.freeSourceWhenSettled || m.releaseWhenSettled != null) {
-            lock.lock();
-            try {
-                if (m.freeSourceWhenSettled && !tiersClosed) {
-                    m.freeSourceWhenSettled = false;
-                    tiers[m.srcTier].free(m.srcSlot);
-                }
-                if (m.releaseWhenSettled != null) {
-                    Block src = m.releaseWhenSettled;
-                    m.releaseWhenSettled = null;
-                    releaseCow(src);
-                }
-            } finally {
-                lock.unlock();
-            }
-        }
-    }
-
-    private void fail(Move m, Throwable e) {
-        settle(m);
-        lock.lock();
-        try {
-            if (m.block.dataReady == m.done && blocks.get(m.block.id) == m.block) {
-                m.block.lost = true;
-                blocksLost++;
-                misses[m.srcTier]++;
-                if (m.block.key != null && byKey.get(m.block.key) == m.block) {
-                    byKey.remove(m.block.key);
-                }
-            }
-        } finally {
-            lock.unlock();
-        }
-        untrack(m);
-        if (!m.done.isDone()) {
-            LOG.log(System.Logger.Level.WARNING, "copy of block " + m.block.id + " from tier '"
-                    + tiers[m.srcTier].name() + "' to '" + tiers[m.dstTier].name() + "' failed; the block is a miss: " + e);
-        }
-        m.done.completeExceptionally(e);
-    }
-
-    private TransferEngine engineFor(Tier src, Tier dst) {
-        for (TransferEngine e : engines) {
-            if (e.supports(src, dst)) {
-                return e;
-            }
-        }
-        return cpuEngine;
+    /**
+     * Waits until the dispatcher has handed every batch whose inputs are ready to its engine.
+     * For deterministic tests that complete copies themselves.
+     */
+    void drainDispatcher() {
+        dispatcher.drain();
     }
 
     // ------------------------------------------------------------------ handle operations
@@ -1966,28 +639,14 @@ public final class KvCacheManager implements AutoCloseable {
 
     /** An engine thread starts waiting in {@link ResidencyHandle#await()}; returns the start time. */
     long beginWait() {
-        lock.lock();
-        try {
-            long now = System.nanoTime();
-            if (waiters++ == 0) {
-                waitWallStart = now;
-            }
-            return now;
-        } finally {
-            lock.unlock();
-        }
+        return locked(counters::beginWait);
     }
 
     /** The wait begun at {@code start} ended: counted per thread, summed, and as wall time. */
     void endWait(long start) {
         lock.lock();
         try {
-            long now = System.nanoTime();
-            waitNanos += now - start;
-            waitByThread.merge(Thread.currentThread().getName(), now - start, Long::sum);
-            if (--waiters == 0) {
-                waitWallNanos += now - waitWallStart;
-            }
+            counters.endWait(start);
         } finally {
             lock.unlock();
         }
@@ -2001,11 +660,11 @@ public final class KvCacheManager implements AutoCloseable {
         return h.blocks[i];
     }
 
-    /** Runs a handle's access to tier memory so that {@link #close()} cannot unmap it meanwhile. */
+    /** Runs an access to tier memory so that {@link #close()} cannot unmap it meanwhile. */
     private void guarded(Runnable access) {
         closeGuard.readLock().lock();
         try {
-            if (tiersClosed) {
+            if (fences.tiersClosed()) {
                 throw new InvalidHandleException("the cache manager is closed");
             }
             access.run();
@@ -2017,10 +676,6 @@ public final class KvCacheManager implements AutoCloseable {
     void fillAddresses(ResidencyHandle h, long[] out) {
         lock.lock();
         try {
-            checkOpen();
-            if (h.closed) {
-                throw new InvalidHandleException("residency handle is closed");
-            }
             for (int i = 0; i < out.length; i++) {
                 out[i] = tiers[0].address(pinnedBlock(h, i).slot);
             }
@@ -2034,9 +689,9 @@ public final class KvCacheManager implements AutoCloseable {
     }
 
     /**
-     * A view of a pinned block's slot: read-only for a shared or sealed block (its bytes are
-     * other sequences' KV too). Waits for copies still reading the slot, so that bytes written
-     * through the view cannot reach them.
+     * A view of a pinned block's slot: read-only for a shared, sealed or frozen block (its bytes
+     * are other sequences' K/V too). Waits for copies still reading the slot, so that bytes
+     * written through the view cannot reach them.
      */
     MemorySegment view(ResidencyHandle h, int i) {
         MemorySegment v;
@@ -2048,7 +703,7 @@ public final class KvCacheManager implements AutoCloseable {
             if (b.immutable()) {
                 return v.asReadOnly();
             }
-            busy = slotFree[0][b.slot];
+            busy = fences.get(0, b.slot);
         } finally {
             lock.unlock();
         }
@@ -2070,11 +725,11 @@ public final class KvCacheManager implements AutoCloseable {
             }
             Tier.checkRange(tiers[0], offset, src.byteSize());
             slot = b.slot;
-            busy = slotFree[0][slot];
+            busy = fences.get(0, slot);
         } finally {
             lock.unlock();
         }
-        // a copy still reading the slot (a fork's copy-on-write) gets the bytes it was promised
+        // a copy still reading the slot (a fork's copy) gets the bytes it was promised
         awaitQuietly(busy);
         guarded(() -> tiers[0].write(slot, offset, src));
     }
@@ -2101,7 +756,7 @@ public final class KvCacheManager implements AutoCloseable {
             h.closed = true;
             for (Block b : h.blocks) {
                 b.pins--;
-                maybeFree(b);
+                registry.maybeFree(b);
             }
         } finally {
             lock.unlock();
@@ -2131,7 +786,7 @@ public final class KvCacheManager implements AutoCloseable {
                         + " bytes is smaller than a block of " + layout.blockBytes() + " bytes");
             }
             b = s.blocks.get(logicalBlock);
-            Block holder = b.materialized() ? b : b.cowFrom;
+            Block holder = b.hasSlot() ? b : b.cowFrom;
             if (b.lost || (holder != null && holder.lost)) {
                 throw new BlockLostException("block " + logicalBlock + " of sequence " + s.id + " was lost",
                         logicalBlock, null);
@@ -2143,14 +798,14 @@ public final class KvCacheManager implements AutoCloseable {
             t = holder.tier;
             slot = holder.slot;
             ready = holder.dataReady;
-            slotFree[t][slot] = combine(slotFree[t][slot], reading);
+            fences.addUse(t, slot, reading);
         } finally {
             lock.unlock();
         }
         try {
             ready.join();
             Tier tier = tiers[t];
-            if (tier instanceof PersistentTier pt && !verifySafely(pt, slot)) {
+            if (!persistent.verify(t, slot)) {
                 markLost(b, t);
                 throw new BlockLostException("block " + logicalBlock + " of sequence " + s.id
                         + " failed its checksum in tier '" + tier.name() + "'", logicalBlock, null);
@@ -2175,14 +830,7 @@ public final class KvCacheManager implements AutoCloseable {
     private void markLost(Block b, int tier) {
         lock.lock();
         try {
-            if (!b.lost) {
-                b.lost = true;
-                blocksLost++;
-                misses[tier]++;
-                if (b.key != null && byKey.get(b.key) == b) {
-                    byKey.remove(b.key);
-                }
-            }
+            registry.markLost(b, tier);
         } finally {
             lock.unlock();
         }
@@ -2223,31 +871,7 @@ public final class KvCacheManager implements AutoCloseable {
         lock.lock();
         try {
             checkOpen();
-            List<Block> victims = new ArrayList<>();
-            for (Block b : blocks.values()) {
-                if (b.refCount == 0 && b.pins == 0 && b.cowReaders == 0) {
-                    victims.add(b);
-                }
-            }
-            for (Block b : victims) {
-                if (b.materialized() && tiers[b.tier] instanceof PersistentTier pt) {
-                    pt.unpublish(b.slot);
-                }
-                if (b.hasShadow() && tiers[b.shadowTier] instanceof PersistentTier pt) {
-                    pt.unpublish(b.shadowSlot);
-                }
-                if (b.persisted && b.key != null && b.tier != persistTier) {
-                    PersistentTier pt = (PersistentTier) tiers[persistTier];
-                    int held = pt.lookup(b.key);
-                    if (held >= 0) {
-                        pt.unpublish(held);
-                        pt.free(held);
-                    }
-                }
-                b.lost = true;
-                freeBlock(b);
-            }
-            return victims.size();
+            return registry.dropUnreferenced();
         } finally {
             lock.unlock();
         }
@@ -2257,23 +881,7 @@ public final class KvCacheManager implements AutoCloseable {
     public CacheStats stats() {
         lock.lock();
         try {
-            List<TierStats> ts = new ArrayList<>(tiers.length);
-            for (int t = 0; t < tiers.length; t++) {
-                Tier tier = tiers[t];
-                int used = tier.slotCount() - tier.freeSlots();
-                ts.add(new TierStats(tier.name(), tier.backing(), tier.slotCount(), used,
-                        tier.slotCount() * tier.slotBytes(), used * tier.slotBytes(), hits[t], misses[t],
-                        promotedOut[t], demotedIn[t], fallbacksIn[t], dropped[t], tier.failed()));
-            }
-            long wall = waitWallNanos + (waiters > 0 ? System.nanoTime() - waitWallStart : 0);
-            PersistStats ps = new PersistStats(persistTier < 0 ? "none" : persistPolicy.name(), persistQueued,
-                    persistWritten, persistWritten * layout.blockBytes(), persistSkippedFull, persistRefused,
-                    persistFailed, persistQueue.size(), persistBusyNanos, persistLagMax,
-                    persistWritten == 0 ? 0 : persistLagSum / persistWritten);
-            return new CacheStats(ts, promotions, bytesPromoted, demotions, bytesDemoted, lowerCopyFallbacks,
-                    copyOnWriteCopies, bytesCopiedOnWrite, prefixLookupTokens, prefixHitTokens, waitNanos, wall,
-                    Map.copyOf(waitByThread), prefetchIssued, prefetchInTime, prefetchLate, blocksLost,
-                    blocks.size(), ps);
+            return counters.snapshot(tiers, prefetch, persistent.stats(), registry.size());
         } finally {
             lock.unlock();
         }
@@ -2287,8 +895,8 @@ public final class KvCacheManager implements AutoCloseable {
     public List<BlockInfo> blockInfos() {
         lock.lock();
         try {
-            List<BlockInfo> out = new ArrayList<>(blocks.size());
-            for (Block b : blocks.values()) {
+            List<BlockInfo> out = new ArrayList<>(registry.size());
+            for (Block b : registry.all()) {
                 out.add(new BlockInfo(b.id, b.tier, b.slot, b.refCount, b.pins, b.key != null, b.lost));
             }
             return out;
@@ -2338,85 +946,58 @@ public final class KvCacheManager implements AutoCloseable {
                 return;
             }
             closed = true;
-            for (Block b : blocks.values()) {
+            for (Block b : registry.all()) {
                 pending.add(b.dataReady);
             }
-            for (CompletableFuture<?>[] fs : slotFree) {
-                pending.addAll(Arrays.asList(fs));
-            }
+            pending.addAll(fences.all());
         } finally {
             lock.unlock();
         }
         long deadline = System.nanoTime() + closeTimeout.toNanos();
-        boolean settled = true;
-        try {
-            CompletableFuture.allOf(pending.toArray(CompletableFuture[]::new)).handle((v, e) -> null)
-                    .get(closeTimeout.toNanos(), TimeUnit.NANOSECONDS);
-        } catch (TimeoutException e) {
-            settled = false;
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            settled = false;
-        } catch (java.util.concurrent.ExecutionException e) {
-            throw new IllegalStateException(e);
-        }
+        boolean settled = awaitAll(pending, closeTimeout.toNanos());
         if (!settled) {
-            List<Move> stuck;
-            lock.lock();
-            try {
-                stuck = new ArrayList<>(inFlight);
-            } finally {
-                lock.unlock();
-            }
+            List<PlannedCopy> stuck = locked(dispatcher::inFlight);
             LOG.log(System.Logger.Level.WARNING, "close: " + stuck.size() + " copies still in flight after "
                     + closeTimeout + "; failing them");
-            for (Move m : stuck) {
-                fail(m, new KvCacheException("the cache manager closed before this copy completed"));
+            for (PlannedCopy m : stuck) {
+                dispatcher.fail(m, new KvCacheException("the cache manager closed before this copy completed"));
             }
         }
-        if (persistThread != null) {
-            CompletableFuture<Integer> last = null;
-            lock.lock();
-            try {
-                if (persistOnClose && settled) {
-                    last = checkpointLocked();
-                }
-            } finally {
-                lock.unlock();
+        writeDownAndStop(settled, deadline);
+        dispatcher.close();
+        closeTiers(deadline);
+    }
+
+    /** Lets write-through finish (with a last checkpoint when asked for), then stops its thread. */
+    private void writeDownAndStop(boolean settled, long deadline) {
+        CompletableFuture<Integer> last = null;
+        lock.lock();
+        try {
+            if (persistOnClose && settled) {
+                last = persistent.checkpoint(registry.all());
             }
-            if (last != null) {
-                try {
-                    last.get(Math.max(1, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
-                } catch (TimeoutException e) {
-                    LOG.log(System.Logger.Level.WARNING, "close: writing sealed blocks down did not finish within "
-                            + closeTimeout);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                } catch (java.util.concurrent.ExecutionException e) {
-                    LOG.log(System.Logger.Level.WARNING, "close: writing sealed blocks down failed: " + e.getCause());
-                }
-            }
-            lock.lock();
-            try {
-                persistStop = true;
-                persistWork.signal();
-            } finally {
-                lock.unlock();
-            }
-            try {
-                persistThread.join(Math.max(1, (deadline - System.nanoTime()) / 1_000_000) + 1000);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
+        } finally {
+            lock.unlock();
         }
-        dispatcher.shutdownNow();
-        for (TransferEngine e : engines) {
-            try {
-                e.close();
-            } catch (RuntimeException ex) {
-                LOG.log(System.Logger.Level.WARNING, "closing transfer engine: " + ex);
-            }
+        if (last != null && !awaitAll(List.of(last), Math.max(1, deadline - System.nanoTime()))) {
+            LOG.log(System.Logger.Level.WARNING, "close: writing sealed blocks down did not finish within "
+                    + closeTimeout);
         }
+        lock.lock();
+        try {
+            persistent.stop();
+        } finally {
+            lock.unlock();
+        }
+        try {
+            persistent.join((deadline - System.nanoTime()) / 1_000_000 + 1000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /** Waits for handle operations in progress, then closes the tiers. */
+    private void closeTiers(long deadline) {
         boolean exclusive = false;
         try {
             exclusive = closeGuard.writeLock().tryLock(Math.max(0, deadline - System.nanoTime()) + 1_000_000_000L,
@@ -2432,7 +1013,7 @@ public final class KvCacheManager implements AutoCloseable {
         try {
             lock.lock();
             try {
-                tiersClosed = true;
+                fences.markTiersClosed();
             } finally {
                 lock.unlock();
             }

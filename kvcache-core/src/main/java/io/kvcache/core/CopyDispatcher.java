@@ -1,0 +1,215 @@
+package io.kvcache.core;
+
+import io.kvcache.core.tier.Tier;
+import io.kvcache.core.tier.TierFailedException;
+import io.kvcache.core.transfer.BlockMove;
+import io.kvcache.core.transfer.CpuTransferEngine;
+import io.kvcache.core.transfer.TransferBatch;
+import io.kvcache.core.transfer.TransferEngine;
+import io.kvcache.core.transfer.TransferFailedException;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * Runs committed copies: groups them into batches by wave and tier pair, hands each batch to a
+ * {@link TransferEngine} once its sources are in place and its destinations free, and settles
+ * each copy when its engine reports (publishing into persistent tiers, freeing promoted-from
+ * slots, failing only what failed).
+ *
+ * <p>Threads: {@link #submit} is called with the manager lock held; batches start on the
+ * dispatcher's own thread ({@code kvcache-dispatch}); completions run on the engine's threads
+ * and take the manager lock briefly.
+ */
+final class CopyDispatcher {
+    private static final System.Logger LOG = System.getLogger(CopyDispatcher.class.getName());
+
+    private final Tier[] tiers;
+    private final List<TransferEngine> engines;
+    private final TransferEngine cpuEngine;
+    private final ReentrantLock lock;
+    private final SlotFences fences;
+    private final BlockRegistry registry;
+    private final PersistentTiers persistent;
+    private final ExecutorService executor = Executors.newSingleThreadExecutor(r -> Thread.ofPlatform().daemon()
+            .name("kvcache-dispatch").unstarted(r));
+    /** Copies handed over and not yet settled; failed by a close that times out. */
+    @GuardedBy("manager lock")
+    private final Set<PlannedCopy> inFlight = new HashSet<>();
+
+    CopyDispatcher(Tier[] tiers, List<TransferEngine> engines, ReentrantLock lock, SlotFences fences,
+                   BlockRegistry registry, PersistentTiers persistent) {
+        this.tiers = tiers;
+        this.cpuEngine = CpuTransferEngine.withDefaults();
+        List<TransferEngine> all = new ArrayList<>(engines);
+        all.add(cpuEngine);
+        this.engines = List.copyOf(all);
+        this.lock = lock;
+        this.fences = fences;
+        this.registry = registry;
+        this.persistent = persistent;
+    }
+
+    /** Groups a transaction's copies into batches and starts each once its inputs are ready. */
+    @GuardedBy("manager lock")
+    void submit(List<PlannedCopy> copies) {
+        if (copies.isEmpty()) {
+            return;
+        }
+        Map<Long, List<PlannedCopy>> groups = new LinkedHashMap<>();
+        copies.stream()
+                .sorted((a, b) -> Integer.compare(a.wave, b.wave))
+                .forEach(m -> groups.computeIfAbsent(((long) m.wave << 32) | ((long) m.srcTier << 16) | m.dstTier,
+                        k -> new ArrayList<>()).add(m));
+        for (List<PlannedCopy> group : groups.values()) {
+            CompletableFuture<?>[] deps = new CompletableFuture<?>[group.size() * 2];
+            for (int i = 0; i < group.size(); i++) {
+                deps[2 * i] = group.get(i).srcReady;
+                deps[2 * i + 1] = group.get(i).dstFree;
+            }
+            inFlight.addAll(group);
+            CompletableFuture.allOf(deps).handle((v, e) -> null).thenRunAsync(() -> runBatch(group), executor);
+        }
+    }
+
+    private void runBatch(List<PlannedCopy> group) {
+        Tier src = tiers[group.getFirst().srcTier];
+        Tier dst = tiers[group.getFirst().dstTier];
+        List<PlannedCopy> ok = new ArrayList<>(group.size());
+        for (PlannedCopy m : group) {
+            if (m.srcReady.isCompletedExceptionally()) {
+                fail(m, new TierFailedException("source bytes of block " + m.source.id + " were lost"));
+            } else if (src.failed()) {
+                fail(m, new TierFailedException("tier '" + src.name() + "' has failed"));
+            } else if (!persistent.verify(m.srcTier, m.srcSlot)) {
+                fail(m, new TierFailedException("block " + m.source.id + " failed its checksum in tier '"
+                        + src.name() + "'"));
+            } else {
+                ok.add(m);
+            }
+        }
+        if (ok.isEmpty()) {
+            return;
+        }
+        List<BlockMove> bm = new ArrayList<>(ok.size());
+        for (PlannedCopy m : ok) {
+            bm.add(new BlockMove(m.srcSlot, m.dstSlot));
+        }
+        try {
+            engineFor(src, dst).submit(new TransferBatch(src, dst, bm)).completion().whenComplete((v, e) -> {
+                Throwable cause = e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
+                for (int i = 0; i < ok.size(); i++) {
+                    PlannedCopy m = ok.get(i);
+                    // an engine that names its failed moves fails only those
+                    if (cause != null && (!(cause instanceof TransferFailedException tf) || tf.failed(i))) {
+                        fail(m, cause);
+                    } else {
+                        finish(m);
+                    }
+                }
+            });
+        } catch (RuntimeException e) {
+            for (PlannedCopy m : ok) {
+                fail(m, e);
+            }
+        }
+    }
+
+    private void finish(PlannedCopy m) {
+        lock.lock();
+        try {
+            // publish only while the block still lives in the slot the copy filled
+            persistent.publishCopied(m);
+            settleLocked(m);
+            inFlight.remove(m);
+        } finally {
+            lock.unlock();
+        }
+        m.done.complete(null);
+    }
+
+    /** Frees the source slot of a settled promotion and unfreezes a copy-on-write source. */
+    @GuardedBy("manager lock")
+    private void settleLocked(PlannedCopy m) {
+        if (m.freeSourceWhenSettled) {
+            m.freeSourceWhenSettled = false;
+            fences.freeNow(m.srcTier, m.srcSlot);
+        }
+        if (m.releaseWhenSettled != null) {
+            Block src = m.releaseWhenSettled;
+            m.releaseWhenSettled = null;
+            registry.releaseCow(src);
+        }
+    }
+
+    /** Settles a failed copy: its block becomes a reported miss, unless it has moved on since. */
+    void fail(PlannedCopy m, Throwable e) {
+        boolean first;
+        lock.lock();
+        try {
+            settleLocked(m);
+            if (m.block.dataReady == m.done && m.block.registered) {
+                registry.markLost(m.block, m.srcTier);
+            }
+            inFlight.remove(m);
+            first = !m.done.isDone();
+        } finally {
+            lock.unlock();
+        }
+        if (first) {
+            LOG.log(System.Logger.Level.WARNING, "copy of block " + m.block.id + " from tier '"
+                    + tiers[m.srcTier].name() + "' to '" + tiers[m.dstTier].name() + "' failed; the block is a miss: " + e);
+        }
+        m.done.completeExceptionally(e);
+    }
+
+    private TransferEngine engineFor(Tier src, Tier dst) {
+        for (TransferEngine e : engines) {
+            if (e.supports(src, dst)) {
+                return e;
+            }
+        }
+        return cpuEngine;
+    }
+
+    /** @return completions of the copies not yet settled */
+    @GuardedBy("manager lock")
+    List<CompletableFuture<?>> pending() {
+        List<CompletableFuture<?>> out = new ArrayList<>(inFlight.size());
+        for (PlannedCopy m : inFlight) {
+            out.add(m.done);
+        }
+        return out;
+    }
+
+    /** @return the copies not yet settled */
+    @GuardedBy("manager lock")
+    List<PlannedCopy> inFlight() {
+        return new ArrayList<>(inFlight);
+    }
+
+    /** Waits until every batch whose inputs are ready has been handed to its engine (for deterministic tests). */
+    void drain() {
+        CompletableFuture.runAsync(() -> { }, executor).join();
+    }
+
+    /** Stops the dispatcher thread and closes the engines. */
+    void close() {
+        executor.shutdownNow();
+        for (TransferEngine e : engines) {
+            try {
+                e.close();
+            } catch (RuntimeException ex) {
+                LOG.log(System.Logger.Level.WARNING, "closing transfer engine: " + ex);
+            }
+        }
+    }
+}

@@ -1,0 +1,330 @@
+package io.kvcache.core;
+
+import io.kvcache.core.block.BlockKey;
+import io.kvcache.core.policy.EvictionPolicy;
+import io.kvcache.core.tier.Tier;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import org.agrona.collections.LongHashSet;
+
+/**
+ * Decides where blocks go. Finding a slot in a full tier evicts the policy's candidates: a
+ * block with a lower copy falls back to it, others are demoted to the next tier with room
+ * (cascading down), and a cached block nobody holds is dropped when no lower tier takes it.
+ * Every change is recorded in a {@link ResidencyTxn}, so a request that cannot be met leaves
+ * the cache as it was.
+ */
+@GuardedBy("manager lock")
+final class ResidencyPlanner {
+    private final Tier[] tiers;
+    private final SlotFences fences;
+    private final LowerCopies lowerCopies;
+    private final BlockRegistry registry;
+    private final PersistentTiers persistent;
+    private final PrefetchTracker prefetch;
+    private final CacheCounters counters;
+    private final EvictionPolicy policy;
+    private final CopyDispatcher dispatcher;
+    private final SequenceTable sequences;
+    private final int prefetchLookahead;
+    private long nextTxnId;
+
+    ResidencyPlanner(Tier[] tiers, SlotFences fences, LowerCopies lowerCopies, BlockRegistry registry,
+                     PersistentTiers persistent, PrefetchTracker prefetch, CacheCounters counters,
+                     EvictionPolicy policy, CopyDispatcher dispatcher, SequenceTable sequences, int prefetchLookahead) {
+        this.tiers = tiers;
+        this.fences = fences;
+        this.lowerCopies = lowerCopies;
+        this.registry = registry;
+        this.persistent = persistent;
+        this.prefetch = prefetch;
+        this.counters = counters;
+        this.policy = policy;
+        this.dispatcher = dispatcher;
+        this.sequences = sequences;
+        this.prefetchLookahead = prefetchLookahead;
+    }
+
+    private ResidencyTxn begin() {
+        return new ResidencyTxn(nextTxnId++, tiers.length, fences, policy, lowerCopies, counters, dispatcher);
+    }
+
+    /**
+     * Brings pinned blocks to the top tier: blocks with no bytes get a fresh slot, copy-on-write
+     * blocks copy their source, others move up.
+     *
+     * @return completes when every block's bytes are in place
+     * @throws OutOfCacheSpaceException when the top tier cannot make room; nothing changed (the
+     *                                  caller unpins)
+     */
+    CompletableFuture<Void> promote(Block[] bs) {
+        ResidencyTxn txn = begin();
+        int[] sourceTiers = new int[bs.length];
+        int hitCount = 0;
+        try {
+            for (Block b : bs) {
+                b.txnId = txn.id;
+                if (b.tier == 0) {
+                    sourceTiers[hitCount++] = 0;
+                    continue;
+                }
+                if (b.hasSlot()) {
+                    sourceTiers[hitCount++] = b.tier;
+                }
+                int slot = obtainSlot(0, txn, b);
+                if (!b.hasSlot() && b.cowFrom == null) {
+                    txn.placeNew(b, slot);
+                } else if (!b.hasSlot()) {
+                    txn.copy(b.cowFrom, b, 0, slot);
+                } else {
+                    txn.move(b, 0, slot);
+                }
+            }
+        } catch (OutOfCacheSpaceException e) {
+            txn.rollback();
+            throw e;
+        }
+        for (int i = 0; i < hitCount; i++) {
+            counters.hits[sourceTiers[i]]++;
+        }
+        for (Block b : bs) {
+            policy.onAccess(b.id, Math.max(b.tier, 0));
+            prefetch.used(b.id);
+        }
+        txn.commit();
+        List<CompletableFuture<?>> waits = new ArrayList<>(bs.length);
+        for (Block b : bs) {
+            waits.add(b.dataReady);
+        }
+        return CompletableFuture.allOf(waits.toArray(CompletableFuture[]::new));
+    }
+
+    /** Promotes the wanted blocks within the lookahead budget, without pinning them; skips what finds no room. */
+    void prefetch(List<Block> wanted) {
+        ResidencyTxn txn = begin();
+        // the blocks asked for must not evict each other
+        for (Block b : wanted) {
+            b.pins++;
+        }
+        try {
+            int issued = 0;
+            for (Block b : wanted) {
+                if (issued >= prefetchLookahead) {
+                    break;
+                }
+                if (b.tier <= 0 || b.lost || b.txnId == txn.id || prefetch.tracks(b.id)) {
+                    continue;
+                }
+                int slot;
+                try {
+                    slot = obtainSlot(0, txn, b);
+                } catch (OutOfCacheSpaceException e) {
+                    break;
+                }
+                b.txnId = txn.id;
+                prefetch.issued(b.id, txn.move(b, 0, slot));
+                issued++;
+            }
+            prefetch.issued += issued;
+            txn.commit();
+        } finally {
+            for (Block b : wanted) {
+                b.pins--;
+            }
+        }
+    }
+
+    /**
+     * A new private block holding a copy of {@code source}'s bytes as they are now, planned at
+     * once (a fork's copy of a partly written block, which its owner goes on writing). It goes
+     * to the source's tier if that has room, else to the nearest tier that does.
+     *
+     * @throws OutOfCacheSpaceException when no tier can take the copy; nothing changed
+     */
+    Block snapshotCopy(Block source) {
+        if (source.lost) {
+            Block b = registry.createReferenced();
+            b.lost = true;
+            return b;
+        }
+        if (!source.hasSlot()) {
+            // its bytes are its own frozen copy-on-write source's: share that
+            return registry.lazyCopyOf(source);
+        }
+        Block b = registry.createReferenced();
+        source.pins++;
+        try {
+            for (int i = 0; i < tiers.length; i++) {
+                // the source's tier first, then those below it, then those above
+                int t = i < tiers.length - source.tier ? source.tier + i : tiers.length - 1 - i;
+                ResidencyTxn txn = begin();
+                b.txnId = txn.id;
+                int slot;
+                try {
+                    slot = obtainSlot(t, txn, b);
+                } catch (OutOfCacheSpaceException e) {
+                    txn.rollback();
+                    continue;
+                }
+                txn.copy(source, b, t, slot);
+                txn.commit();
+                return b;
+            }
+        } finally {
+            source.pins--;
+        }
+        registry.remove(b);
+        throw new OutOfCacheSpaceException("no tier has room for a copy of block " + source.id
+                + " (copy-on-write of a shared partial block): every slot is pinned or referenced");
+    }
+
+    /**
+     * Finds a slot in tier {@code t} for a block, evicting if needed. The slot's old bytes may
+     * still be in flight; copies into it wait on its fence.
+     */
+    private int obtainSlot(int t, ResidencyTxn txn, Block forBlock) {
+        if (txn.exhausted[t] || tiers[t].failed()) {
+            throw new OutOfCacheSpaceException(noRoom(t));
+        }
+        int slot = allocateFree(t, txn, forBlock);
+        if (slot < 0) {
+            slot = lowerCopies.reclaim(txn, t);
+            if (slot >= 0) {
+                txn.claim(t, slot);
+            }
+        }
+        if (slot >= 0) {
+            return slot;
+        }
+        int[] found = {-1};
+        policy.forEachCandidate(t, id -> isProtected(txn, id), id -> {
+            Block v = registry.get(id);
+            if (v == null || v.pins > 0 || v.txnId == txn.id || v.tier != t) {
+                return false;
+            }
+            int vacated = v.slot;
+            if (evict(t, txn, v)) {
+                found[0] = vacated;
+                return true;
+            }
+            return false;
+        });
+        if (found[0] < 0) {
+            txn.exhausted[t] = true;
+            throw new OutOfCacheSpaceException(noRoom(t));
+        }
+        txn.claim(t, found[0]);
+        return found[0];
+    }
+
+    /** Makes a block leave tier {@code t}: to its lower copy, to a lower tier, or out (when droppable). */
+    private boolean evict(int t, ResidencyTxn txn, Block v) {
+        if (v.hasLowerCopy()) {
+            lowerCopies.fallBack(txn, v);
+            return true;
+        }
+        for (int d = t + 1; d < tiers.length; d++) {
+            if (txn.exhausted[d]) {
+                continue;
+            }
+            if (d == persistent.writeTier && v.persisted && v.key != null) {
+                // written through already: evicting it into that tier moves no bytes
+                int held = persistent.takeWrittenThrough(v);
+                if (held >= 0) {
+                    lowerCopies.fallBackToPersisted(txn, v, d, held);
+                    return true;
+                }
+            }
+            int lower;
+            if (v.droppable() && persistent.isPersistent(d)) {
+                // a block nobody holds enters a persistent tier only if its admission policy
+                // takes it; it never evicts others there
+                lower = allocateFree(d, txn, v);
+                if (lower < 0) {
+                    continue;
+                }
+            } else {
+                try {
+                    lower = obtainSlot(d, txn, v);
+                } catch (OutOfCacheSpaceException e) {
+                    txn.exhausted[d] = true;
+                    continue;
+                }
+            }
+            v.txnId = txn.id;
+            txn.move(v, d, lower);
+            return true;
+        }
+        if (v.droppable()) {
+            drop(txn, v);
+            return true;
+        }
+        return false;
+    }
+
+    /** A free slot of tier {@code t} for a block (persistent tiers apply their admission to its key), or -1. */
+    private int allocateFree(int t, ResidencyTxn txn, Block forBlock) {
+        int slot = persistent.allocate(t, forBlock);
+        if (slot >= 0) {
+            txn.onUndo(() -> tiers[t].free(slot));
+        }
+        return slot;
+    }
+
+    private String noRoom(int t) {
+        return "no room in tier '" + tiers[t].name() + "' (" + tiers[t].slotCount() + " slots, "
+                + registry.pinnedIn(t) + " pinned by open handles or this request) or below: every other block"
+                + " there is referenced by a sequence and no lower tier can take it";
+    }
+
+    /** Drops an unreferenced cached block to hand its slot to another block. */
+    private void drop(ResidencyTxn txn, Block v) {
+        int t = v.tier;
+        int slot = v.slot;
+        BlockKey key = v.key;
+        CompletableFuture<Void> ready = v.dataReady;
+        v.txnId = txn.id;
+        registry.remove(v);
+        registry.unregisterKey(v);
+        policy.onRemove(v.id, t);
+        v.tier = -1;
+        v.slot = -1;
+        txn.onUndo(() -> {
+            registry.add(v);
+            registry.registerKey(key, v);
+            policy.onInsert(v.id, t);
+            v.tier = t;
+            v.slot = slot;
+            v.dataReady = ready;
+        });
+        txn.onCommit(() -> {
+            counters.dropped[t]++;
+            prefetch.forget(v.id);
+            lowerCopies.drop(v);
+            persistent.unpublish(t, slot);
+        });
+    }
+
+    private boolean isProtected(ResidencyTxn txn, long blockId) {
+        int sink = policy.sinkBlocks();
+        int recent = policy.recentBlocks();
+        if (sink == 0 && recent == 0) {
+            return false;
+        }
+        if (txn.protectedBlocks == null) {
+            LongHashSet set = new LongHashSet();
+            for (Sequence s : sequences.all()) {
+                int n = s.blocks.size();
+                for (int i = 0; i < Math.min(sink, n); i++) {
+                    set.add(s.blocks.get(i).id);
+                }
+                for (int i = Math.max(0, n - recent); i < n; i++) {
+                    set.add(s.blocks.get(i).id);
+                }
+            }
+            txn.protectedBlocks = set;
+        }
+        return txn.protectedBlocks.contains(blockId);
+    }
+}
