@@ -446,11 +446,12 @@ public final class KvCacheManager implements AutoCloseable {
         byKey.put(key, b);
         if (b.materialized() && tiers[b.tier] instanceof PersistentTier pt) {
             CompletableFuture<Void> ready = b.dataReady;
+            int tier = b.tier;
             int slot = b.slot;
             ready.thenRun(() -> {
                 lock.lock();
                 try {
-                    if (b.dataReady == ready && b.slot == slot && blocks.get(b.id) == b) {
+                    if (holdsCopy(b, tier, slot, ready)) {
                         pt.publish(slot, key, b.parentKey);
                     }
                 } finally {
@@ -1268,6 +1269,13 @@ public final class KvCacheManager implements AutoCloseable {
         }
     }
 
+    /** Whether (tier, slot) still holds the bytes {@code ready} put there: the block's residency or lower copy. */
+    private boolean holdsCopy(Block b, int tier, int slot, CompletableFuture<Void> ready) {
+        return blocks.get(b.id) == b && !b.lost
+                && (b.tier == tier && b.slot == slot && b.dataReady == ready
+                        || b.shadowTier == tier && b.shadowSlot == slot && b.shadowReady == ready);
+    }
+
     private static boolean verifySafely(PersistentTier pt, int slot) {
         try {
             return pt.verify(slot);
@@ -1280,8 +1288,9 @@ public final class KvCacheManager implements AutoCloseable {
         if (dst instanceof PersistentTier pt) {
             lock.lock();
             try {
-                // publish only while the block still lives in the slot the copy filled
-                if (m.block.key != null && m.block.dataReady == m.done && blocks.get(m.block.id) == m.block) {
+                // publish while the slot the copy filled still holds the block: as its residency, or as
+                // the lower copy it kept when promoted out of the slot before this copy settled
+                if (m.block.key != null && holdsCopy(m.block, m.dstTier, m.dstSlot, m.done)) {
                     pt.publish(m.dstSlot, m.block.key, m.block.parentKey);
                 }
             } catch (RuntimeException e) {
