@@ -23,11 +23,17 @@ class RestartReuseTest {
 
         LongContextDemoTest.Run second = LongContextDemoTest.run(args);
         assertEquals(0, second.status(), second.out() + second.err());
-        Matcher m = Pattern.compile("found (\\d+) tokens\\s+cached \\((\\d+) blocks from disk\\)").matcher(second.out());
+        Matcher m = Pattern.compile("\\((\\d+)-token prompt\\), sent first, found (\\d+) tokens\\s+cached \\((\\d+) blocks "
+                + "from disk\\)").matcher(second.out());
         assertTrue(m.find(), second.out());
-        int tokens = Integer.parseInt(m.group(1));
-        int fromDisk = Integer.parseInt(m.group(2));
-        assertTrue(tokens >= 16 && fromDisk >= 1, second.out());
+        int prompt = Integer.parseInt(m.group(1));
+        int tokens = Integer.parseInt(m.group(2));
+        int fromDisk = Integer.parseInt(m.group(3));
+        // every full block of the prompt (but a last one that ends it, recomputed for its logits) is on disk
+        int blockTokens = 16; // the demo's default --block-tokens
+        int fullBlocks = (prompt - 1) / blockTokens;
+        assertEquals(fullBlocks * blockTokens, tokens, second.out());
+        assertEquals(fullBlocks, fromDisk, second.out());
         assertTrue(second.out().contains("the request resumed from disk equals the cold run: yes"), second.out());
     }
 
