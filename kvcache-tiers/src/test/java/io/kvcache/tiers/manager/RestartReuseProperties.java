@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 
 import io.kvcache.core.KvCacheManager;
+import io.kvcache.core.PersistPolicy;
 import io.kvcache.core.OutOfCacheSpaceException;
 import io.kvcache.core.ResidencyHandle;
 import io.kvcache.core.Sequence;
@@ -71,7 +72,11 @@ class RestartReuseProperties {
     /** Disk slots that no workload here can fill: admission never has to refuse or drop. */
     static final int AMPLE_DISK_SLOTS = 512;
 
-    record Setup(int deviceSlots, int hostSlots, int diskSlots, boolean slowDisk) {
+    /**
+     * @param policy write-through or not: with {@code WRITE_BACK} blocks reach the disk only by
+     *               eviction (and the clean close), which is where publication once went wrong
+     */
+    record Setup(int deviceSlots, int hostSlots, int diskSlots, boolean slowDisk, PersistPolicy policy) {
         boolean ampleDisk() {
             return diskSlots >= AMPLE_DISK_SLOTS;
         }
@@ -155,7 +160,9 @@ class RestartReuseProperties {
                 Arbitraries.integers().between(1, 3),
                 Arbitraries.frequencyOf(Tuple.of(2, Arbitraries.just(AMPLE_DISK_SLOTS)),
                         Tuple.of(1, Arbitraries.integers().between(12, 40))),
-                Arbitraries.of(false, true, true)).as(Setup::new);
+                Arbitraries.of(false, true, true),
+                Arbitraries.of(PersistPolicy.WRITE_BACK, PersistPolicy.WRITE_BACK, PersistPolicy.WRITE_THROUGH))
+                .as(Setup::new);
     }
 
     @Provide
@@ -192,6 +199,7 @@ class RestartReuseProperties {
                 .tier(new MmapHostTier(LAYOUT, setup.hostSlots() * LAYOUT.blockBytes()))
                 .tier(disk)
                 .evictionPolicy(EvictionPolicy.lru())
+                .persistPolicy(setup.policy())
                 .prefetchLookaheadBlocks(2);
         if (gate != null) {
             b.transferEngine(gate);
