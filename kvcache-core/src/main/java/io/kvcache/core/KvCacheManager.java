@@ -305,6 +305,16 @@ public final class KvCacheManager implements AutoCloseable {
         return List.of(tiers);
     }
 
+    /** The block registry, for the invariant checker of the tests in this package. */
+    BlockRegistry registry() {
+        return registry;
+    }
+
+    /** The open sequences, for the invariant checker of the tests in this package. */
+    SequenceTable sequenceTable() {
+        return sequences;
+    }
+
     <T> T locked(Supplier<T> s) {
         lock.lock();
         try {

@@ -7,9 +7,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 import io.kvcache.core.layout.BlockLayoutDescriptor;
 import io.kvcache.core.layout.DType;
 import io.kvcache.core.layout.KvLayout;
-import io.kvcache.core.tier.SegmentTier;
 import io.kvcache.core.tier.Tier;
-import io.kvcache.core.tier.TierKind;
 import io.kvcache.core.transfer.BlockMove;
 import io.kvcache.core.transfer.TransferBatch;
 import io.kvcache.core.transfer.TransferEngine;
@@ -33,26 +31,6 @@ import org.junit.jupiter.api.Test;
  */
 class CopyOrderModelCheckTest {
     static final KvLayout LAYOUT = new KvLayout(1, 1, 4, DType.FP32, 4);
-
-    /** Plain heap-backed slots. */
-    static final class HeapTier extends SegmentTier {
-        private final Arena arena = Arena.ofShared();
-
-        HeapTier(String name, int slots) {
-            super(name, TierKind.HOST, LAYOUT, slots * LAYOUT.blockBytes());
-            pool(arena.allocate(poolBytes(), 64));
-        }
-
-        @Override
-        public String backing() {
-            return "heap";
-        }
-
-        @Override
-        public void close() {
-            arena.close();
-        }
-    }
 
     /** Records batches; the search decides when each completes. */
     static final class ControlledEngine implements TransferEngine {
@@ -165,7 +143,7 @@ class CopyOrderModelCheckTest {
         KvCacheManager.Builder b = KvCacheManager.builder(LAYOUT).modelId("mc").transferEngine(engine)
                 .persistOnClose(false).closeTimeout(java.time.Duration.ofSeconds(2));
         for (int i = 0; i < slots.length; i++) {
-            b.tier(new HeapTier("t" + i, slots[i]));
+            b.tier(new HeapTier("t" + i, LAYOUT, slots[i]));
         }
         KvCacheManager m = b.build();
         AtomicReference<Throwable> error = new AtomicReference<>();
