@@ -80,7 +80,21 @@ final class CopyDispatcher {
         }
     }
 
+    /** Starts one batch; whatever goes wrong fails its copies, so that none is left in flight unseen. */
     private void runBatch(List<PlannedCopy> group) {
+        try {
+            startBatch(group);
+        } catch (Throwable t) {
+            LOG.log(System.Logger.Level.ERROR, "could not start a batch of " + group.size() + " copies", t);
+            for (PlannedCopy m : group) {
+                if (!m.done.isDone()) {
+                    fail(m, t);
+                }
+            }
+        }
+    }
+
+    private void startBatch(List<PlannedCopy> group) {
         Tier src = tiers[group.getFirst().srcTier];
         Tier dst = tiers[group.getFirst().dstTier];
         List<PlannedCopy> ok = new ArrayList<>(group.size());

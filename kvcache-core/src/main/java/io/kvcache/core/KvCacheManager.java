@@ -310,6 +310,11 @@ public final class KvCacheManager implements AutoCloseable {
         return registry;
     }
 
+    /** The copy dispatcher, for the tests in this package. */
+    CopyDispatcher dispatcherForTests() {
+        return dispatcher;
+    }
+
     /** The open sequences, for the invariant checker of the tests in this package. */
     SequenceTable sequenceTable() {
         return sequences;

@@ -66,52 +66,45 @@ final class LowerCopies {
 
     /** Evicts a block that has a lower copy: it falls back to the copy, no bytes move. */
     void fallBack(ResidencyTxn txn, Block v) {
-        int t = v.tier;
-        int slot = v.slot;
-        CompletableFuture<Void> ready = v.dataReady;
         int lt = v.lowerTier;
         int ls = v.lowerSlot;
         CompletableFuture<Void> lr = v.lowerReady;
         in[lt].remove(v);
-        v.tier = lt;
-        v.slot = ls;
-        v.dataReady = lr;
         v.lowerTier = -1;
         v.lowerSlot = -1;
         v.lowerReady = null;
-        v.txnId = txn.id;
-        policy.onMove(v.id, t, lt);
         txn.onUndo(() -> {
-            policy.onMove(v.id, lt, t);
-            v.tier = t;
-            v.slot = slot;
-            v.dataReady = ready;
             v.lowerTier = lt;
             v.lowerSlot = ls;
             v.lowerReady = lr;
             in[lt].add(v);
         });
-        txn.onCommit(() -> counters.fellBack(lt));
+        relocate(txn, v, lt, ls, lr);
     }
 
     /** Evicts a written-through block into the persistent tier's slot that already holds its bytes. */
     void fallBackToPersisted(ResidencyTxn txn, Block v, int d, int slot) {
+        txn.onUndo(() -> persistent.release(d, slot));
+        relocate(txn, v, d, slot, Block.DONE);
+    }
+
+    /** Points a block at a slot that already holds its bytes (undone before the caller's own undo). */
+    private void relocate(ResidencyTxn txn, Block v, int toTier, int toSlot, CompletableFuture<Void> ready) {
         int t = v.tier;
-        int s0 = v.slot;
-        CompletableFuture<Void> ready = v.dataReady;
-        v.tier = d;
-        v.slot = slot;
-        v.dataReady = Block.DONE;
+        int slot = v.slot;
+        CompletableFuture<Void> prevReady = v.dataReady;
+        v.tier = toTier;
+        v.slot = toSlot;
+        v.dataReady = ready;
         v.txnId = txn.id;
-        policy.onMove(v.id, t, d);
+        policy.onMove(v.id, t, toTier);
         txn.onUndo(() -> {
-            policy.onMove(v.id, d, t);
+            policy.onMove(v.id, toTier, t);
             v.tier = t;
-            v.slot = s0;
-            v.dataReady = ready;
-            persistent.release(d, slot);
+            v.slot = slot;
+            v.dataReady = prevReady;
         });
-        txn.onCommit(() -> counters.fellBack(d));
+        txn.onCommit(() -> counters.fellBack(toTier));
     }
 
     /** Takes the slot of the oldest lower copy in a tier (its block keeps its copy above), or -1. */

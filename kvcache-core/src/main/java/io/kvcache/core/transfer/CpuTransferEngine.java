@@ -111,17 +111,7 @@ public final class CpuTransferEngine implements TransferEngine {
             done.completeExceptionally(e);
         }
         long bytes = batch.bytes();
-        return new TransferHandle() {
-            @Override
-            public CompletableFuture<Void> completion() {
-                return done;
-            }
-
-            @Override
-            public long bytes() {
-                return bytes;
-            }
-        };
+        return TransferHandle.of(done, bytes);
     }
 
     private void work() {
@@ -147,7 +137,7 @@ public final class CpuTransferEngine implements TransferEngine {
                             bounce = arena.allocate(src.slotBytes(), 4096);
                         }
                         BlockMove m = moves.get(i);
-                        copy(src, m.srcSlot(), dst, m.dstSlot(), bounce);
+                        copyBlock(src, m.srcSlot(), dst, m.dstSlot(), bounce);
                     } catch (Throwable t) {
                         chunk.outcome.fail(i, t);
                     }
@@ -157,7 +147,12 @@ public final class CpuTransferEngine implements TransferEngine {
         }
     }
 
-    private static void copy(Tier src, int srcSlot, Tier dst, int dstSlot, MemorySegment bounce) {
+    /**
+     * Copies one block between any two tiers: directly between host-accessible tiers, else
+     * through {@link Tier#read}/{@link Tier#write}, staging through {@code bounce} (a block's
+     * worth of host memory) when neither side is host accessible.
+     */
+    public static void copyBlock(Tier src, int srcSlot, Tier dst, int dstSlot, MemorySegment bounce) {
         if (src.hostAccessible() && dst.hostAccessible()) {
             MemorySegment.copy(src.view(srcSlot), 0, dst.view(dstSlot), 0, src.slotBytes());
         } else if (src.hostAccessible()) {

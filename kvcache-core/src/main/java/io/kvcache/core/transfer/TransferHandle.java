@@ -14,6 +14,25 @@ public interface TransferHandle {
     /** @return bytes the batch moves */
     long bytes();
 
+    /**
+     * @param completion completes when the batch's bytes are in place
+     * @param bytes      bytes the batch moves
+     * @return a handle over a completion future, for engines with nothing else to report
+     */
+    static TransferHandle of(CompletableFuture<Void> completion, long bytes) {
+        return new TransferHandle() {
+            @Override
+            public CompletableFuture<Void> completion() {
+                return completion;
+            }
+
+            @Override
+            public long bytes() {
+                return bytes;
+            }
+        };
+    }
+
     /** @return true once complete, normally or not */
     default boolean isDone() {
         return completion().isDone();

@@ -108,17 +108,7 @@ class ManagerContractTest {
         @Override
         public TransferHandle submit(TransferBatch batch) {
             CompletableFuture<Void> done = gate.thenCompose(v -> inner.submit(batch).completion());
-            return new TransferHandle() {
-                @Override
-                public CompletableFuture<Void> completion() {
-                    return done;
-                }
-
-                @Override
-                public long bytes() {
-                    return batch.bytes();
-                }
-            };
+            return TransferHandle.of(done, batch.bytes());
         }
 
         @Override

@@ -480,17 +480,7 @@ class RestartReuseProperties {
                 }
             }
             long bytes = batch.bytes();
-            return new TransferHandle() {
-                @Override
-                public CompletableFuture<Void> completion() {
-                    return done;
-                }
-
-                @Override
-                public long bytes() {
-                    return bytes;
-                }
-            };
+            return TransferHandle.of(done, bytes);
         }
 
         private synchronized int heldCount() {

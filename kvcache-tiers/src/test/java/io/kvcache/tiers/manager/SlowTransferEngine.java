@@ -2,6 +2,7 @@ package io.kvcache.tiers.manager;
 
 import io.kvcache.core.tier.Tier;
 import io.kvcache.core.transfer.BlockMove;
+import io.kvcache.core.transfer.CpuTransferEngine;
 import io.kvcache.core.transfer.TransferBatch;
 import io.kvcache.core.transfer.TransferEngine;
 import io.kvcache.core.transfer.TransferHandle;
@@ -86,17 +87,7 @@ final class SlowTransferEngine implements TransferEngine {
         queued.incrementAndGet();
         queue.add(new Job(batch, done));
         long bytes = batch.bytes();
-        return new TransferHandle() {
-            @Override
-            public CompletableFuture<Void> completion() {
-                return done;
-            }
-
-            @Override
-            public long bytes() {
-                return bytes;
-            }
-        };
+        return TransferHandle.of(done, bytes);
     }
 
     /** Batches submitted from now on (and those queued) wait until {@link #release()}. */
@@ -182,7 +173,7 @@ final class SlowTransferEngine implements TransferEngine {
                         bounce = arena.allocate(src.slotBytes(), 4096);
                     }
                     for (BlockMove m : job.batch.moves()) {
-                        copy(src, m.srcSlot(), dst, m.dstSlot(), bounce.asSlice(0, src.slotBytes()));
+                        CpuTransferEngine.copyBlock(src, m.srcSlot(), dst, m.dstSlot(), bounce.asSlice(0, src.slotBytes()));
                         blocks.incrementAndGet();
                     }
                     batches.incrementAndGet();
@@ -198,19 +189,6 @@ final class SlowTransferEngine implements TransferEngine {
                     job.done.completeExceptionally(t);
                 }
             }
-        }
-    }
-
-    private static void copy(Tier src, int srcSlot, Tier dst, int dstSlot, MemorySegment bounce) {
-        if (src.hostAccessible() && dst.hostAccessible()) {
-            MemorySegment.copy(src.view(srcSlot), 0, dst.view(dstSlot), 0, src.slotBytes());
-        } else if (src.hostAccessible()) {
-            dst.write(dstSlot, 0, src.view(srcSlot));
-        } else if (dst.hostAccessible()) {
-            src.read(srcSlot, 0, dst.view(dstSlot));
-        } else {
-            src.read(srcSlot, 0, bounce);
-            dst.write(dstSlot, 0, bounce);
         }
     }
 
