@@ -22,6 +22,7 @@ import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
@@ -429,18 +430,14 @@ public final class LinkSpeedBenchmark {
                 seg.asSlice(p * piece, Math.min(piece, seg.byteSize() - p * piece)), seed * 1_000_003 + p));
     }
 
+    /**
+     * @return a random permutation of [0, n): the JDK's Fisher-Yates, which for a seed gives the
+     *         permutation the engine's calibration uses (a test of the engine checks that)
+     */
     static int[] permutation(int n, SplittableRandom rnd) {
-        int[] p = new int[n];
-        for (int i = 0; i < n; i++) {
-            p[i] = i;
-        }
-        for (int i = n - 1; i > 0; i--) {
-            int j = rnd.nextInt(i + 1);
-            int t = p[i];
-            p[i] = p[j];
-            p[j] = t;
-        }
-        return p;
+        List<Integer> p = new ArrayList<>(IntStream.range(0, n).boxed().toList());
+        Collections.shuffle(p, rnd);
+        return p.stream().mapToInt(Integer::intValue).toArray();
     }
 
     static double median(double[] v) {

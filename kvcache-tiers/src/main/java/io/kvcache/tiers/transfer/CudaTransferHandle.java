@@ -11,26 +11,26 @@ import java.util.concurrent.CompletableFuture;
  * the CUDA event recorded after the batch's copies, so an inference engine can make its compute
  * stream wait for the blocks on the device ({@link #streamWait}) without a host synchronisation.
  *
- * <p>The future completes on the engine's completion thread: dependent actions attached to it
- * should be short.
+ * <p>Thread safety: any thread may call every method. The future completes on the engine's
+ * completion thread ({@link BatchCompletion}): dependent actions attached to it should be short.
  */
 public final class CudaTransferHandle implements TransferHandle {
     final CompletableFuture<Void> completion = new CompletableFuture<>();
     final TransferBatch batch;
-    final CudaTransferEngine.Lane lane;
-    final CudaTransferEngine.Staging staging;
+    final CudaRoute route;
+    final CudaLane lane;
+    final StagingBuffers staging;
     final CopyMethod method;
-    final Direction direction;
     final long event;
     private boolean finished;
 
-    CudaTransferHandle(TransferBatch batch, CudaTransferEngine.Lane lane, CudaTransferEngine.Staging staging,
-                       CopyMethod method, Direction direction, long event) {
+    CudaTransferHandle(TransferBatch batch, CudaRoute route, CudaLane lane, StagingBuffers staging, CopyMethod method,
+                       long event) {
         this.batch = batch;
+        this.route = route;
         this.lane = lane;
         this.staging = staging;
         this.method = method;
-        this.direction = direction;
         this.event = event;
     }
 
@@ -44,14 +44,14 @@ public final class CudaTransferHandle implements TransferHandle {
         return batch == null ? 0 : batch.bytes();
     }
 
-    /** @return how the batch was copied */
+    /** @return how the batch was copied (null for an empty batch) */
     public CopyMethod method() {
         return method;
     }
 
     /** @return which way the batch went */
     public Direction direction() {
-        return direction;
+        return route.direction();
     }
 
     /**

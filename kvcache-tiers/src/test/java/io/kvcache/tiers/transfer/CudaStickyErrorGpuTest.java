@@ -18,6 +18,7 @@ import io.kvcache.nativ.cuda.CudaException;
 import io.kvcache.tiers.device.CudaDeviceTier;
 import io.kvcache.tiers.host.PinnedHostTier;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.List;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -36,7 +37,12 @@ class CudaStickyErrorGpuTest {
     void anIllegalAddressInACopyMarksTheDeviceTierFailedAndNothingMoreIsReadFromIt() throws Exception {
         CudaContext ctx = device0();
         long blockBytes = 16 * 1024;
-        CudaTransferEngine engine = CudaTransferEngine.create(ctx);
+        // the first block's source address is replaced by an unmapped one
+        CudaTransferEngine engine = CudaTransferEngine.builder(ctx).descriptorHook((pairs, chunk) -> {
+            if (chunk == 0) {
+                pairs.set(ValueLayout.JAVA_LONG_UNALIGNED, CopyDescriptorLayout.pairSourceOffset(0), 16L);
+            }
+        }).build();
         PinnedHostTier host = PinnedHostTier.builder(blockBytes, 4).context(ctx).build();
         CudaDeviceTier dev = CudaDeviceTier.allocate(ctx, blockBytes, 4);
         int h0 = host.allocate();
@@ -46,7 +52,7 @@ class CudaStickyErrorGpuTest {
         fillRandom(host.view(h0), 1);
         fillRandom(host.view(h1), 2);
         CudaTransferHandle h = engine.submit(new TransferBatch(host, dev, List.of(new BlockMove(h0, d0),
-                new BlockMove(h1, d1))), CopyMethod.KERNEL, true);
+                new BlockMove(h1, d1))), CopyMethod.KERNEL);
         ExecutionException e = assertThrows(ExecutionException.class, () -> h.completion().get(30, TimeUnit.SECONDS));
         TierFailedException failed = assertInstanceOf(TierFailedException.class, e.getCause());
         CudaException cause = assertInstanceOf(CudaException.class, failed.getCause());

@@ -75,10 +75,10 @@ class CudaTransferEngineGpuTest {
                 fillRandom(host.view(i), seed0 + i);
                 host.view(n + i).fill((byte) 0x3C);
             }
-            int[] devSlots = CudaTransferEngine.permutation(n + 7, rnd);
+            int[] devSlots = CopyMethodProbe.permutation(n + 7, rnd);
             List<BlockMove> up = new ArrayList<>();
             List<BlockMove> down = new ArrayList<>();
-            int[] back = CudaTransferEngine.permutation(n, rnd);
+            int[] back = CopyMethodProbe.permutation(n, rnd);
             for (int i = 0; i < n; i++) {
                 up.add(new BlockMove(i, devSlots[i]));
                 down.add(new BlockMove(devSlots[i], n + back[i]));
@@ -322,13 +322,68 @@ class CudaTransferEngineGpuTest {
         System.out.println("16 KiB H2D calibration: " + rates + " -> " + m);
     }
 
+    /**
+     * The first batch of a size nobody measured is copied at once with the provisional method
+     * (the kernel, below 64 KiB) while the measurement runs on the engine's calibration thread;
+     * batches after it lands use the measured method.
+     */
+    @Test
+    void aNewBlockSizeIsCopiedAtOnceAndMeasuredOnTheSide() throws Exception {
+        long blockBytes = 48 * 1024;
+        int n = 64;
+        try (CudaTransferEngine fresh = CudaTransferEngine.create(ctx);
+             PinnedHostTier host = PinnedHostTier.builder(blockBytes, 2 * n).context(ctx).build();
+             CudaDeviceTier dev = CudaDeviceTier.allocate(ctx, blockBytes, n)) {
+            List<BlockMove> up = new ArrayList<>();
+            List<BlockMove> down = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                host.allocate();
+                dev.allocate();
+                fillRandom(host.view(i), 3_000 + i);
+                up.add(new BlockMove(i, n - 1 - i));
+            }
+            for (int i = 0; i < n; i++) {
+                down.add(new BlockMove(n - 1 - i, host.allocate()));
+            }
+            long t0 = System.nanoTime();
+            CudaTransferHandle h = fresh.submit(new TransferBatch(host, dev, up));
+            long submitUs = (System.nanoTime() - t0) / 1000;
+            assertEquals(CopyMethod.KERNEL, h.method(), "provisional method below 64 KiB");
+            h.completion().get(10, TimeUnit.SECONDS);
+            CopyMethod measured = fresh.methodFor(Direction.DEVICE_TO_HOST, blockBytes);
+            assertFalse(fresh.measuredRates(Direction.HOST_TO_DEVICE, blockBytes).isEmpty());
+            assertFalse(fresh.measuredRates(Direction.DEVICE_TO_HOST, blockBytes).isEmpty());
+            CudaTransferHandle h2 = fresh.submit(new TransferBatch(dev, host, down));
+            assertEquals(measured, h2.method());
+            h2.completion().get(10, TimeUnit.SECONDS);
+            for (int i = 0; i < n; i++) {
+                assertEquals(-1, mismatch(host.view(down.get(i).dstSlot()), 3_000 + i), "block " + i);
+            }
+            System.out.println("first 48 KiB batch submitted in " + submitUs + " us by " + h.method() + "; measured "
+                    + measured + " " + fresh.measuredRates(Direction.HOST_TO_DEVICE, blockBytes));
+        }
+    }
+
+    @Test
+    void sizesGivenToTheBuilderAreMeasuredBeforeTheFirstBatch() {
+        long blockBytes = 32 * 1024;
+        try (CudaTransferEngine e = CudaTransferEngine.builder(ctx).calibrate(blockBytes).build()) {
+            for (Direction d : Direction.values()) {
+                assertFalse(e.measuredRates(d, blockBytes).isEmpty(), d.toString());
+            }
+            assertEquals(e.methodFor(Direction.HOST_TO_DEVICE, blockBytes),
+                    e.methodFor(Direction.DEVICE_TO_HOST, blockBytes));
+        }
+        assertThrows(IllegalArgumentException.class, () -> CudaTransferEngine.builder(ctx).calibrate(100));
+    }
+
     /** Batches larger than one descriptor chunk are described and copied chunk by chunk. */
     @ParameterizedTest
     @CsvSource({"KERNEL", "BATCH_MEMCPY", "PER_BLOCK"})
     void batchesSpanningSeveralChunksArriveByteExact(String methodName) throws Exception {
         CopyMethod method = CopyMethod.valueOf(methodName);
         long blockBytes = 16 * 1024;
-        int n = 2 * CudaTransferEngine.chunkBlocks(blockBytes) + 123;
+        int n = 2 * StagingBuffers.chunkBlocks(blockBytes) + 123;
         SplittableRandom rnd = new SplittableRandom(n);
         try (PinnedHostTier host = PinnedHostTier.builder(blockBytes, 2 * n).context(ctx).build();
              CudaDeviceTier dev = CudaDeviceTier.allocate(ctx, blockBytes, n)) {
@@ -339,8 +394,8 @@ class CudaTransferEngineGpuTest {
                 dev.allocate();
                 fillRandom(host.view(i), 90_000 + i);
             }
-            int[] devSlots = CudaTransferEngine.permutation(n, rnd);
-            int[] back = CudaTransferEngine.permutation(n, rnd);
+            int[] devSlots = CopyMethodProbe.permutation(n, rnd);
+            int[] back = CopyMethodProbe.permutation(n, rnd);
             List<BlockMove> up = new ArrayList<>();
             List<BlockMove> down = new ArrayList<>();
             for (int i = 0; i < n; i++) {
