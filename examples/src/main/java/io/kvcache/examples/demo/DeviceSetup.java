@@ -55,7 +55,8 @@ abstract sealed class DeviceSetup {
     abstract Tier hostTier(KvLayout layout, int slots);
 
     /** @return a fresh engine between host and device for one manager, or null for the manager's own */
-    abstract TransferEngine engine();
+    /** @param layout the cache layout, whose block size a GPU engine measures its copy methods for at build */
+    abstract TransferEngine engine(KvLayout layout);
 
     abstract AttentionBackend backend(LlamaConfig c);
 
@@ -77,7 +78,7 @@ abstract sealed class DeviceSetup {
         }
 
         @Override
-        TransferEngine engine() {
+        TransferEngine engine(KvLayout layout) {
             return null;
         }
 
@@ -107,8 +108,8 @@ abstract sealed class DeviceSetup {
         }
 
         @Override
-        TransferEngine engine() {
-            return CudaTransferEngine.create(context);
+        TransferEngine engine(KvLayout layout) {
+            return CudaTransferEngine.builder(context).calibrate(layout.blockBytes()).build();
         }
 
         @Override

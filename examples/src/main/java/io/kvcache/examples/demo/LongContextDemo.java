@@ -208,7 +208,7 @@ public final class LongContextDemo {
             KvCacheManager.Builder builder = KvCacheManager.builder(layout).modelId(modelId).evictionPolicy(policy)
                     .prefetchLookaheadBlocks(window);
             tiers.forEach(builder::tier);
-            TransferEngine engine = device.engine();
+            TransferEngine engine = device.engine(layout);
             if (engine != null) {
                 builder.transferEngine(engine);
             }

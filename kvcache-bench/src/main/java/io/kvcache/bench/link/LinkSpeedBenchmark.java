@@ -215,8 +215,10 @@ public final class LinkSpeedBenchmark {
             for (int i = 0; i < s; i++) {
                 dev.write(s + i, 0, host.view(2 * s + i));
             }
-            CudaTransferEngine auto = add(engines, CudaTransferEngine.create(ctx));
-            CudaTransferEngine ordered = add(engines, CudaTransferEngine.builder(ctx).orderByHostAddress(true).build());
+            // measured at build, so that no background calibration runs beside the timed copies
+            CudaTransferEngine auto = add(engines, CudaTransferEngine.builder(ctx).calibrate(blockBytes).build());
+            CudaTransferEngine ordered = add(engines, CudaTransferEngine.builder(ctx).orderByHostAddress(true)
+                    .calibrate(blockBytes).build());
             String chosenH2D = auto.methodFor(Direction.HOST_TO_DEVICE, blockBytes).name();
             String chosenD2H = auto.methodFor(Direction.DEVICE_TO_HOST, blockBytes).name();
             log.printf(Locale.ROOT, "%s: engine chose H2D %s %s, D2H %s %s%n", size(blockBytes), chosenH2D,
