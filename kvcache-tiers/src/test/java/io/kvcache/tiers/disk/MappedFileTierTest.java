@@ -111,6 +111,35 @@ class MappedFileTierTest {
     }
 
     @Test
+    void aRangeWrappingPastLongMaxIsRefusedBeforeItTouchesAPublishedBlock() {
+        Path dir = tmp.resolve("c");
+        try (MappedFileTier t = open(dir, 4)) {
+            int slot = store(t, 9, null);
+            // offset + length wraps negative; the file position slot offset + offset does not: a read there hit
+            // the end of the file, which retired the slot and dropped the block as an I/O error
+            MemorySegment big = Arena.ofAuto().allocate(16L << 20);
+            long near = Long.MAX_VALUE - (8L << 20);
+            assertThrows(IndexOutOfBoundsException.class, () -> t.read(slot, near, big));
+            assertThrows(IndexOutOfBoundsException.class, () -> t.write(slot, near, big));
+            assertThrows(IndexOutOfBoundsException.class, () -> t.write(slot, Long.MAX_VALUE, MemorySegment.ofArray(new byte[1])));
+            assertThrows(IndexOutOfBoundsException.class, () -> t.read(slot, Long.MAX_VALUE, Arena.ofAuto().allocate(8)));
+            assertTrue(t.contains(key(9)), "a refused range unpublished the block");
+            assertTrue(readMatches(t, slot, 9), "a refused range changed the block");
+            DiskTierStats st = t.stats();
+            assertEquals(0, st.ioErrors(), "a bad argument was reported as an I/O error");
+            assertEquals(0, st.retiredSlots());
+            assertEquals(0, st.checksumFailures());
+            t.free(slot);
+        }
+        try (MappedFileTier t = open(dir, 4)) {
+            int slot = t.lookup(key(9));
+            assertTrue(slot >= 0, "the block did not survive a reopen");
+            assertTrue(readMatches(t, slot, 9));
+            t.free(slot);
+        }
+    }
+
+    @Test
     void corruptedBytesAreAQuarantinedMissNeverServed() throws Exception {
         Path dir = tmp.resolve("c");
         long dataOffset;
