@@ -175,7 +175,8 @@ public final class MappedFileTier implements PersistentTier {
     public static final class Builder {
         private final KvLayout layout;
         private Path directory;
-        private long capacityBytes = -1;
+        /** 0 until set: the setter refuses values that are not positive. */
+        private long capacityBytes;
         private String modelId;
         private String name = "disk";
         private DiskIo io = FileDiskIo.INSTANCE;
@@ -195,8 +196,13 @@ public final class MappedFileTier implements PersistentTier {
          * @param bytes the byte bound of block data: the tier holds {@code bytes / blockBytes}
          *              slots. The file is larger by its headers (4096 bytes plus 128 bytes per
          *              slot) and by padding each slot to a multiple of 4096 bytes.
+         * @throws IllegalArgumentException when {@code bytes} is not positive; the builder is unchanged
          */
         public Builder capacityBytes(long bytes) {
+            if (bytes <= 0) {
+                throw new IllegalArgumentException("capacityBytes of tier '" + name + "' must be positive, was "
+                        + bytes + (bytes < 0 ? " (negative)" : ""));
+            }
             this.capacityBytes = bytes;
             return this;
         }
@@ -243,7 +249,7 @@ public final class MappedFileTier implements PersistentTier {
             if (directory == null) {
                 throw new IllegalArgumentException("directory is required");
             }
-            if (capacityBytes == -1) {
+            if (capacityBytes == 0) {
                 throw new IllegalArgumentException("capacityBytes is required");
             }
             if (modelId == null) {
