@@ -380,7 +380,10 @@ public final class MappedFileTier implements PersistentTier {
          * index, which it vouched for, rebuilt.
          */
         DAMAGED,
-        /** Shorter than a header: the file is reinitialized (it holds no slot header). */
+        /**
+         * Shorter than a header, or a header never written (all zero): the file is initialized (it
+         * holds no slot header).
+         */
         UNUSABLE
     }
 
@@ -405,6 +408,13 @@ public final class MappedFileTier implements PersistentTier {
         if (n < 8) {
             LOG.log(Level.WARNING, "disk tier ''{0}'': {1} is shorter than its header ({2} bytes): reinitialized, "
                     + "its blocks are lost", name, dataFile, n);
+            return HeaderState.UNUSABLE;
+        }
+        if (allZero(header.array(), n)) {
+            // the first open reserves the file (zeros) before it writes the header: killed in between, it
+            // left a file that nothing was ever written to
+            LOG.log(Level.WARNING, "disk tier ''{0}'': {1} has an all-zero header, never written (its creator was "
+                    + "killed while creating it): initialized", name, dataFile);
             return HeaderState.UNUSABLE;
         }
         long magic = header.getLong(MAGIC_OFFSET);
@@ -458,6 +468,15 @@ public final class MappedFileTier implements PersistentTier {
             return HeaderState.DAMAGED;
         }
         return HeaderState.VALID;
+    }
+
+    private static boolean allZero(byte[] b, int n) {
+        for (int i = 0; i < n; i++) {
+            if (b[i] != 0) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /** Reserves the file's blocks in chunks; on a full disk keeps what was reserved. @return bytes reserved */

@@ -155,6 +155,39 @@ class FileHeaderDamageTest {
     }
 
     @Test
+    void aFileLeftAllZeroByAKillDuringItsCreationIsInitializedNotRefused() throws IOException {
+        // the first open reserves the file (posix_fallocate: zeros) before it writes the header; a kill
+        // between the two left a file that every later open refused as "not a kvcache disk file"
+        Path dir = tmp.resolve("c");
+        long length;
+        try (MappedFileTier t = open(dir)) {
+            length = Files.size(dir.resolve(MappedFileTier.DATA_FILE));
+        }
+        Files.delete(dir.resolve(MappedFileTier.INDEX_FILE));
+        try (FileChannel ch = FileChannel.open(dir.resolve(MappedFileTier.DATA_FILE), StandardOpenOption.WRITE,
+                StandardOpenOption.TRUNCATE_EXISTING)) {
+            ch.write(ByteBuffer.allocate(1), length - 1);
+        }
+        try (MappedFileTier t = open(dir)) {
+            assertEquals(0, t.stats().recoveredBlocks());
+            MemorySegment buf = Arena.ofAuto().allocate(t.slotBytes());
+            int slot = t.allocate(key(1));
+            fill(buf, 1);
+            t.write(slot, 0, buf);
+            t.publish(slot, key(1), null);
+            t.free(slot);
+        }
+        try (MappedFileTier t = open(dir)) {
+            assertEquals(1, t.stats().recoveredBlocks());
+        }
+        // a header that is not all zero and not ours is still refused
+        writeHeader(dir, flipped(new byte[DiskFileDescriptor.FILE_HEADER_BYTES], 3));
+        byte[] before = Files.readAllBytes(dir.resolve(MappedFileTier.DATA_FILE));
+        assertThrows(DiskFormatException.class, () -> open(dir));
+        assertArrayEquals(before, Files.readAllBytes(dir.resolve(MappedFileTier.DATA_FILE)));
+    }
+
+    @Test
     void aDamagedHeaderOfAnotherModelLayoutOrCapacityIsRefusedAndLeftUntouched() throws IOException {
         Path dir = cacheWithBlocks("c");
         Path data = dir.resolve(MappedFileTier.DATA_FILE);
