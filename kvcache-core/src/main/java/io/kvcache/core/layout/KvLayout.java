@@ -27,11 +27,38 @@ public record KvLayout(int layers, int kvHeads, int headDim, DType dtype, int bl
         requirePositive("kvHeads", kvHeads);
         requirePositive("headDim", headDim);
         requirePositive("blockTokens", blockTokens);
-        long bytes = (long) layers * 2L * blockTokens * kvHeads * headDim * dtype.bytes();
+        long bytes = checkedBlockBytes(layers, kvHeads, headDim, dtype, blockTokens);
         if (bytes > MAX_BLOCK_BYTES) {
-            throw new IllegalArgumentException("block of " + bytes + " bytes exceeds the maximum of "
-                    + MAX_BLOCK_BYTES + " bytes; use fewer tokens per block");
+            throw new IllegalArgumentException("block of " + describe(layers, kvHeads, headDim, dtype, blockTokens)
+                    + " = " + bytes + " bytes exceeds the maximum of " + MAX_BLOCK_BYTES
+                    + " bytes; use fewer tokens per block");
         }
+    }
+
+    /**
+     * The block size, each multiplication checked: the product of six factors of up to 2^31
+     * can exceed 2^64, and a wrapped product could land inside the limit (a 0-byte block, or
+     * tensors at the same offset). Every partial product of an accepted layout, and so every
+     * {@code int} and {@code long} derived from it here and in {@link BlockLayoutDescriptor},
+     * is at most {@link #MAX_BLOCK_BYTES}, because every factor is at least 1.
+     */
+    private static long checkedBlockBytes(int layers, int kvHeads, int headDim, DType dtype, int blockTokens) {
+        try {
+            long bytes = Math.multiplyExact((long) layers, 2L);
+            bytes = Math.multiplyExact(bytes, (long) blockTokens);
+            bytes = Math.multiplyExact(bytes, (long) kvHeads);
+            bytes = Math.multiplyExact(bytes, (long) headDim);
+            return Math.multiplyExact(bytes, (long) dtype.bytes());
+        } catch (ArithmeticException e) {
+            throw new IllegalArgumentException("block of " + describe(layers, kvHeads, headDim, dtype, blockTokens)
+                    + " bytes exceeds 2^63 bytes, far over the maximum of " + MAX_BLOCK_BYTES
+                    + " bytes; use fewer tokens per block", e);
+        }
+    }
+
+    private static String describe(int layers, int kvHeads, int headDim, DType dtype, int blockTokens) {
+        return "layers " + layers + " x 2 (K, V) x blockTokens " + blockTokens + " x kvHeads " + kvHeads
+                + " x headDim " + headDim + " x " + dtype.bytes() + " (" + dtype + ")";
     }
 
     private static void requirePositive(String name, int value) {

@@ -106,14 +106,16 @@ public interface Tier extends AutoCloseable {
     }
 
     /**
-     * Checks a byte range within a slot.
+     * Checks a byte range within a slot. Never computes {@code offset + length}, which wraps to
+     * a negative end for ranges near {@link Long#MAX_VALUE}.
      *
      * @throws IndexOutOfBoundsException naming the range
      */
     static void checkRange(Tier tier, long offset, long length) {
-        if (offset < 0 || length < 0 || offset + length > tier.slotBytes()) {
-            throw new IndexOutOfBoundsException("range [" + offset + ", " + (offset + length)
-                    + ") outside slot of " + tier.slotBytes() + " bytes in tier '" + tier.name() + "'");
+        long slotBytes = tier.slotBytes();
+        if (offset < 0 || length < 0 || offset > slotBytes || length > slotBytes - offset) {
+            throw new IndexOutOfBoundsException("range of " + length + " bytes at offset " + offset
+                    + " is outside the slot of " + slotBytes + " bytes in tier '" + tier.name() + "'");
         }
     }
 }

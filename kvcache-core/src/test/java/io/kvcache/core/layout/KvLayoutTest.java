@@ -35,6 +35,70 @@ class KvLayoutTest {
     }
 
     @Test
+    void layoutsWhoseSizeWrapsPast64BitsAreRefusedNamingTheSizes() {
+        // 2 * 65536^4 bytes = 2^65: the unchecked product wrapped to a block of 0 bytes
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> new KvLayout(65536, 65536, 65536, DType.FP8, 65536));
+        assertTrue(e.getMessage().contains("65536"), e.getMessage());
+        assertTrue(e.getMessage().contains("exceeds"), e.getMessage());
+        // 2 * 193 * 65537 * 22253377 * 2^15 = 2^64 + 2^16: the unchecked product wrapped to a 64 KiB block,
+        // inside the limit, whose tensor offsets collide
+        assertThrows(IllegalArgumentException.class, () -> new KvLayout(193, 65537, 22253377, DType.FP8, 1 << 15));
+        // tokenLayerBytes alone wraps an int (2^31 * 2 bytes) while the long product wraps to a small value
+        assertThrows(IllegalArgumentException.class,
+                () -> new KvLayout(1 << 16, 1 << 16, 1 << 15, DType.FP16, 1 << 16));
+        assertThrows(IllegalArgumentException.class,
+                () -> new KvLayout(Integer.MAX_VALUE, Integer.MAX_VALUE, Integer.MAX_VALUE, DType.FP32, Integer.MAX_VALUE));
+        // every accepted layout has a block size equal to the exact product of its dimensions
+        int[] dims = {1, 2, 3, 255, 4096, 65535, 65536, 1 << 20, 1 << 29, Integer.MAX_VALUE};
+        java.util.Random r = new java.util.Random(7);
+        for (int i = 0; i < 20_000; i++) {
+            int layers = dims[r.nextInt(dims.length)];
+            int heads = dims[r.nextInt(dims.length)];
+            int headDim = dims[r.nextInt(dims.length)];
+            int tokens = dims[r.nextInt(dims.length)];
+            DType t = DType.values()[r.nextInt(DType.values().length)];
+            java.math.BigInteger exact = java.math.BigInteger.valueOf(layers).multiply(java.math.BigInteger.TWO)
+                    .multiply(java.math.BigInteger.valueOf(heads)).multiply(java.math.BigInteger.valueOf(headDim))
+                    .multiply(java.math.BigInteger.valueOf(tokens)).multiply(java.math.BigInteger.valueOf(t.bytes()));
+            boolean fits = exact.compareTo(java.math.BigInteger.valueOf(KvLayout.MAX_BLOCK_BYTES)) <= 0;
+            if (fits) {
+                KvLayout l = new KvLayout(layers, heads, headDim, t, tokens);
+                assertEquals(exact.longValueExact(), l.blockBytes(), l.toString());
+            } else {
+                assertThrows(IllegalArgumentException.class, () -> new KvLayout(layers, heads, headDim, t, tokens),
+                        layers + " " + heads + " " + headDim + " " + t + " " + tokens);
+            }
+        }
+    }
+
+    @Test
+    void descriptorOffsetsOfTheLargestAcceptedLayoutsEndExactlyAtTheBlockEnd() {
+        // each dimension at its largest for a 1 GiB block, the others at 1: no offset may overflow
+        KvLayout[] largest = {
+            new KvLayout(1 << 29, 1, 1, DType.FP8, 1),
+            new KvLayout(1, 1 << 29, 1, DType.FP8, 1),
+            new KvLayout(1, 1, 1 << 29, DType.FP8, 1),
+            new KvLayout(1, 1, 1, DType.FP8, 1 << 29),
+            new KvLayout(1, 1, 1 << 27, DType.FP32, 1),
+            new KvLayout(64, 8, 128, DType.FP32, 2048),
+        };
+        for (KvLayout l : largest) {
+            assertEquals(KvLayout.MAX_BLOCK_BYTES, l.blockBytes(), l.toString());
+            long vector = (long) l.headDim() * l.dtype().bytes();
+            long last = BlockLayoutDescriptor.offset(l, l.layers() - 1, BlockLayoutDescriptor.V, l.blockTokens() - 1,
+                    l.kvHeads() - 1);
+            assertEquals(l.blockBytes(), last + vector, l.toString());
+            assertEquals(l.blockBytes(), BlockLayoutDescriptor.layerOffset(l, l.layers() - 1) + l.layerBytes(),
+                    l.toString());
+            assertEquals(l.blockBytes(), BlockLayoutDescriptor.tokenOffset(l, l.layers() - 1, BlockLayoutDescriptor.V,
+                    l.blockTokens() - 1) + l.tokenLayerBytes(), l.toString());
+            assertEquals(l.blockBytes(), l.bytesPerToken() * l.blockTokens(), l.toString());
+            assertEquals(l.blockBytes(), l.layerBytes() * l.layers(), l.toString());
+        }
+    }
+
+    @Test
     void fingerprintDiffersForEveryFieldChange() {
         Set<Long> prints = new HashSet<>();
         prints.add(new KvLayout(4, 2, 64, DType.FP16, 16).fingerprint());

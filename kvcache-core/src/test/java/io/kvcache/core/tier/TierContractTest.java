@@ -140,6 +140,26 @@ public abstract class TierContractTest {
     }
 
     @Test
+    void rangesWhoseEndWrapsPastLongMaxAreRefusedAndChangeNothing() {
+        int s = tier.allocate();
+        MemorySegment block = randomBlock(5);
+        tier.write(s, 0, block);
+        MemorySegment big = arena.allocate(LAYOUT.blockBytes() * 4);
+        long[] offsets = {Long.MAX_VALUE, Long.MAX_VALUE - 1, Long.MAX_VALUE - LAYOUT.blockBytes()};
+        for (long off : offsets) {
+            assertThrows(IndexOutOfBoundsException.class, () -> tier.write(s, off, big), "write at " + off);
+            assertThrows(IndexOutOfBoundsException.class, () -> tier.read(s, off, big), "read at " + off);
+            assertThrows(IndexOutOfBoundsException.class, () -> tier.write(s, off, arena.allocate(8)), "write at " + off);
+            assertThrows(IndexOutOfBoundsException.class, () -> tier.read(s, off, arena.allocate(8)), "read at " + off);
+        }
+        MemorySegment back = arena.allocate(LAYOUT.blockBytes());
+        tier.read(s, 0, back);
+        assertArrayEquals(block.toArray(ValueLayout.JAVA_BYTE), back.toArray(ValueLayout.JAVA_BYTE));
+        assertEquals(SLOTS - 1, tier.freeSlots());
+        assertTrue(!tier.failed());
+    }
+
+    @Test
     void capacityThatHoldsNoBlockIsRefused() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> createTier(LAYOUT, LAYOUT.blockBytes() - 1).close());

@@ -44,6 +44,11 @@ final class CacheDirectory implements AutoCloseable {
      */
     static CacheDirectory open(Path dir) throws IOException {
         dir = dir.toAbsolutePath().normalize();
+        if (Files.isSymbolicLink(dir)) {
+            throw new DiskFormatException("cache path " + dir + " is a symbolic link" + target(dir)
+                    + "; refused: a link could send the cache, its lock and its permissions elsewhere. "
+                    + "Give the directory itself");
+        }
         if (!Files.exists(dir, LinkOption.NOFOLLOW_LINKS)) {
             Files.createDirectories(dir);
             Files.setPosixFilePermissions(dir, DIR_PERMISSIONS);
@@ -110,8 +115,13 @@ final class CacheDirectory implements AutoCloseable {
 
     /** Refuses an existing file that is a link, belongs to another user, or is group/other-writable. */
     static void checkExisting(Path file) throws IOException {
+        if (Files.isSymbolicLink(file)) {
+            throw new DiskFormatException("cache file " + file + " is a symbolic link" + target(file)
+                    + "; refused: the tier writes only files of its own directory");
+        }
         if (!Files.isRegularFile(file, LinkOption.NOFOLLOW_LINKS)) {
-            throw new DiskFormatException("cache file " + file + " is not a regular file (a link or device); refused");
+            throw new DiskFormatException("cache file " + file
+                    + " is not a regular file (a directory, device or other special file); refused");
         }
         requireOwnedByMe(file);
         Set<PosixFilePermission> p = Files.getPosixFilePermissions(file, LinkOption.NOFOLLOW_LINKS);
@@ -122,6 +132,14 @@ final class CacheDirectory implements AutoCloseable {
         }
         if (!p.equals(FILE_PERMISSIONS)) {
             Files.setPosixFilePermissions(file, FILE_PERMISSIONS);
+        }
+    }
+
+    private static String target(Path link) {
+        try {
+            return " (to " + Files.readSymbolicLink(link) + ")";
+        } catch (IOException | UnsupportedOperationException e) {
+            return "";
         }
     }
 

@@ -5,7 +5,8 @@ package io.kvcache.tiers.disk;
  *
  * @param recoveredBlocks      published blocks found valid at open
  * @param droppedAtOpen        slot headers or index entries found invalid at open and dropped
- * @param uncleanOpen          whether the previous process did not close the tier (crash, kill)
+ * @param uncleanOpen          whether the previous process did not close the tier (crash, kill); false when the
+ *                             header was damaged and could not tell (see {@code headerRepaired})
  * @param indexRebuilt         whether the index was unreadable or corrupt and was rebuilt from the slot headers
  * @param lookups              {@code lookup} calls
  * @param hits                 lookups that returned a verified block
@@ -16,8 +17,11 @@ package io.kvcache.tiers.disk;
  * @param ioErrors             I/O errors and faults of the mapped file (each also logged)
  * @param retiredSlots         slots taken out of use by I/O errors, truncation or a disk too full to preallocate
  * @param fileLost             whether the data file was deleted or replaced underneath (the tier then failed)
+ * @param headerRepaired       whether the file header failed its checksum in a field that does not identify the
+ *                             file (open state, index checksum or length, reserved bytes) and was rewritten at open;
+ *                             its blocks were recovered from their slot headers and the index rebuilt
  */
 public record DiskTierStats(long recoveredBlocks, long droppedAtOpen, boolean uncleanOpen, boolean indexRebuilt,
         long lookups, long hits, long publishes, long evictions, long admissionRejections,
-        long checksumFailures, long ioErrors, long retiredSlots, boolean fileLost) {
+        long checksumFailures, long ioErrors, long retiredSlots, boolean fileLost, boolean headerRepaired) {
 }

@@ -154,6 +154,7 @@ public final class MappedFileTier implements PersistentTier {
     private long recoveredBlocks;
     private long droppedAtOpen;
     private final boolean uncleanOpen;
+    private final boolean headerRepaired;
     private boolean indexRebuilt;
     private final LongAdder lookups = new LongAdder();
     private final LongAdder hits = new LongAdder();
@@ -174,7 +175,8 @@ public final class MappedFileTier implements PersistentTier {
     public static final class Builder {
         private final KvLayout layout;
         private Path directory;
-        private long capacityBytes = -1;
+        /** 0 until set: the setter refuses values that are not positive. */
+        private long capacityBytes;
         private String modelId;
         private String name = "disk";
         private DiskIo io = FileDiskIo.INSTANCE;
@@ -194,8 +196,13 @@ public final class MappedFileTier implements PersistentTier {
          * @param bytes the byte bound of block data: the tier holds {@code bytes / blockBytes}
          *              slots. The file is larger by its headers (4096 bytes plus 128 bytes per
          *              slot) and by padding each slot to a multiple of 4096 bytes.
+         * @throws IllegalArgumentException when {@code bytes} is not positive; the builder is unchanged
          */
         public Builder capacityBytes(long bytes) {
+            if (bytes <= 0) {
+                throw new IllegalArgumentException("capacityBytes of tier '" + name + "' must be positive, was "
+                        + bytes + (bytes < 0 ? " (negative)" : ""));
+            }
             this.capacityBytes = bytes;
             return this;
         }
@@ -242,7 +249,7 @@ public final class MappedFileTier implements PersistentTier {
             if (directory == null) {
                 throw new IllegalArgumentException("directory is required");
             }
-            if (capacityBytes == -1) {
+            if (capacityBytes == 0) {
                 throw new IllegalArgumentException("capacityBytes is required");
             }
             if (modelId == null) {
@@ -295,9 +302,12 @@ public final class MappedFileTier implements PersistentTier {
             ch = io.open(dataFile);
             this.channel = ch;
             ByteBuffer header = ByteBuffer.allocate(FILE_HEADER_BYTES).order(ByteOrder.LITTLE_ENDIAN);
-            boolean fresh = !existed || io.size(ch) == 0 || !readFileHeader(ch, header);
-            boolean clean = fresh || header.getInt(OPEN_STATE_OFFSET) == STATE_CLOSED;
-            this.uncleanOpen = !clean;
+            HeaderState hs = !existed || io.size(ch) == 0 ? HeaderState.UNUSABLE : readFileHeader(ch, header);
+            boolean fresh = hs == HeaderState.UNUSABLE;
+            this.headerRepaired = hs == HeaderState.DAMAGED;
+            // a damaged header's open state is not trusted: the open recovers as after a crash
+            boolean clean = fresh || (hs == HeaderState.VALID && header.getInt(OPEN_STATE_OFFSET) == STATE_CLOSED);
+            this.uncleanOpen = hs == HeaderState.VALID && !clean;
 
             long reserved = preallocate();
             a = Arena.ofShared();
@@ -311,17 +321,17 @@ public final class MappedFileTier implements PersistentTier {
 
             int indexCrc = fresh ? 0 : header.getInt(INDEX_CRC_OFFSET);
             long indexLength = fresh ? -1 : header.getLong(INDEX_LENGTH_OFFSET);
-            writeFileHeader(STATE_OPEN, 0, 0);
+            writeFileHeader(STATE_OPEN, 0, 0); // also repairs a damaged header: every field is rewritten
             if (reserved < dataOffset) {
                 failed = true;
                 LOG.log(Level.ERROR, "disk tier ''{0}'': disk full, only {1} bytes of {2} could be reserved in {3}, "
                         + "not even the slot headers; the tier stores nothing", name, reserved, fileLength, dataFile);
             }
             if (fresh && existed) {
-                clearSlotHeaders(); // headers of a file whose own header was corrupt cannot be trusted
+                clearSlotHeaders(); // the file was shorter than its header: nothing there was written by us
             }
             scanSlotHeaders(reserved, fresh);
-            openIndex(fresh, clean, indexCrc, indexLength);
+            openIndex(fresh, clean, headerRepaired, indexCrc, indexLength);
             reconcileIndex();
             linkAndOrder();
             this.recoveredBlocks = retained.size(); // after duplicates were dropped
@@ -331,9 +341,10 @@ public final class MappedFileTier implements PersistentTier {
             this.backing = "mmap of " + dataFile + " (" + slotCount + " slots of " + slotBytes + " bytes, "
                     + (reserved >= fileLength ? "preallocated" : "partly preallocated: disk full")
                     + "), index Chronicle Map " + indexFile;
-            if (recoveredBlocks > 0 || uncleanOpen || droppedAtOpen > 0) {
+            if (recoveredBlocks > 0 || uncleanOpen || droppedAtOpen > 0 || headerRepaired) {
                 LOG.log(Level.INFO, "disk tier ''{0}'' opened {1}: {2} blocks recovered, {3} dropped{4}{5}", name,
-                        dir.dir, recoveredBlocks, droppedAtOpen, uncleanOpen ? ", after an unclean shutdown" : "",
+                        dir.dir, recoveredBlocks, droppedAtOpen, uncleanOpen ? ", after an unclean shutdown"
+                                : headerRepaired ? ", its damaged file header repaired" : "",
                         indexRebuilt ? ", index rebuilt from slot headers" : "");
             }
         } catch (IOException | RuntimeException | Error e) {
@@ -357,14 +368,35 @@ public final class MappedFileTier implements PersistentTier {
 
     // ---------------------------------------------------------------- open
 
+    /** What the file header found at open says. */
+    private enum HeaderState {
+        /** The header verifies and names this tier's format, layout, model and capacity. */
+        VALID,
+        /**
+         * The header fails its checksum but names this tier's format, layout, model and capacity:
+         * a damaged byte lies in a field that does not say whose file it is (open state, index
+         * checksum or length, reserved bytes, the checksum itself). The slot headers, which
+         * carry their own checksums, still prove their blocks; the header is rewritten and the
+         * index, which it vouched for, rebuilt.
+         */
+        DAMAGED,
+        /**
+         * Shorter than a header, or a header never written (all zero): the file is initialized (it
+         * holds no slot header).
+         */
+        UNUSABLE
+    }
+
     /**
-     * Reads and checks the file header.
+     * Reads and checks the file header. The identity fields (magic, version, layout, model,
+     * capacity) decide whether the file is this tier's, whether or not the header's checksum
+     * verifies: a file that is not is refused untouched.
      *
-     * @return true when it is a valid header of this layout, false when it is corrupt and the
-     *         file must be reinitialized (its blocks are lost)
+     * @return whether the header is valid, damaged in a field that does not identify the file
+     *         (repaired at open), or too short to hold a header (reinitialized)
      * @throws DiskFormatException when the file is another format, version, layout, model or capacity
      */
-    private boolean readFileHeader(FileChannel ch, ByteBuffer header) throws IOException {
+    private HeaderState readFileHeader(FileChannel ch, ByteBuffer header) throws IOException {
         int n = 0;
         while (n < FILE_HEADER_BYTES) {
             int r = ch.read(header, n);
@@ -376,7 +408,14 @@ public final class MappedFileTier implements PersistentTier {
         if (n < 8) {
             LOG.log(Level.WARNING, "disk tier ''{0}'': {1} is shorter than its header ({2} bytes): reinitialized, "
                     + "its blocks are lost", name, dataFile, n);
-            return false;
+            return HeaderState.UNUSABLE;
+        }
+        if (allZero(header.array(), n)) {
+            // the first open reserves the file (zeros) before it writes the header: killed in between, it
+            // left a file that nothing was ever written to
+            LOG.log(Level.WARNING, "disk tier ''{0}'': {1} has an all-zero header, never written (its creator was "
+                    + "killed while creating it): initialized", name, dataFile);
+            return HeaderState.UNUSABLE;
         }
         long magic = header.getLong(MAGIC_OFFSET);
         if (magic != MAGIC) {
@@ -386,7 +425,7 @@ public final class MappedFileTier implements PersistentTier {
         if (n < FILE_HEADER_BYTES) {
             LOG.log(Level.WARNING, "disk tier ''{0}'': header of {1} is truncated: reinitialized, its blocks are lost",
                     name, dataFile);
-            return false;
+            return HeaderState.UNUSABLE;
         }
         int version = header.getInt(VERSION_OFFSET);
         if (version != FORMAT_VERSION) {
@@ -395,25 +434,23 @@ public final class MappedFileTier implements PersistentTier {
         }
         CRC32C c = new CRC32C();
         c.update(header.array(), 0, FILE_HEADER_CRC_OFFSET);
-        if ((int) c.getValue() != header.getInt(FILE_HEADER_CRC_OFFSET)) {
-            LOG.log(Level.WARNING, "disk tier ''{0}'': header of {1} fails its checksum: reinitialized, "
-                    + "its blocks are lost", name, dataFile);
-            return false;
-        }
+        boolean verifies = (int) c.getValue() == header.getInt(FILE_HEADER_CRC_OFFSET);
+        String damage = verifies ? "" : " (the header also fails its checksum, so this field may be damaged: "
+                + "if the file is this tier's, delete the directory)";
         long fp = header.getLong(FINGERPRINT_OFFSET);
         long sb = header.getLong(SLOT_BYTES_OFFSET);
         if (fp != layout.fingerprint() || sb != slotBytes) {
             throw new DiskFormatException(dataFile + " was made for another KV layout (fingerprint 0x" + Long.toHexString(fp)
                     + ", " + sb + "-byte blocks); this tier's layout " + layout + " has fingerprint 0x"
                     + Long.toHexString(layout.fingerprint()) + " and " + slotBytes
-                    + "-byte blocks; refused, nothing changed (use another directory)");
+                    + "-byte blocks; refused, nothing changed (use another directory)" + damage);
         }
         int idLength = header.getInt(MODEL_ID_LENGTH_OFFSET);
         String fileModel = idLength < 0 || idLength > MAX_MODEL_ID_BYTES ? "?"
                 : new String(header.array(), MODEL_ID_OFFSET, idLength, StandardCharsets.UTF_8);
         if (!fileModel.equals(modelId)) {
             throw new DiskFormatException(dataFile + " was made for model '" + fileModel + "', this tier is for model '"
-                    + modelId + "'; refused, nothing changed (use another directory)");
+                    + modelId + "'; refused, nothing changed (use another directory)" + damage);
         }
         long fileSlots = header.getLong(SLOT_COUNT_OFFSET);
         if (fileSlots != slotCount || header.getLong(SLOT_STRIDE_OFFSET) != slotStride
@@ -422,7 +459,22 @@ public final class MappedFileTier implements PersistentTier {
                 || header.getInt(HEADER_BYTES_OFFSET) != FILE_HEADER_BYTES) {
             throw new DiskFormatException(dataFile + " holds " + fileSlots + " slots, this tier is configured for "
                     + slotCount + " (capacity " + slotCount * slotStride + " bytes); refused, nothing changed "
-                    + "(open it with the same capacity, or use another directory)");
+                    + "(open it with the same capacity, or use another directory)" + damage);
+        }
+        if (!verifies) {
+            LOG.log(Level.WARNING, "disk tier ''{0}'': header of {1} fails its checksum but names this tier''s format, "
+                    + "layout, model and capacity: repaired; its blocks are recovered from their slot headers and the "
+                    + "index is rebuilt", name, dataFile);
+            return HeaderState.DAMAGED;
+        }
+        return HeaderState.VALID;
+    }
+
+    private static boolean allZero(byte[] b, int n) {
+        for (int i = 0; i < n; i++) {
+            if (b[i] != 0) {
+                return false;
+            }
         }
         return true;
     }
@@ -526,7 +578,8 @@ public final class MappedFileTier implements PersistentTier {
         return true;
     }
 
-    private void openIndex(boolean fresh, boolean clean, int indexCrc, long indexLength) throws IOException {
+    private void openIndex(boolean fresh, boolean clean, boolean headerDamaged, int indexCrc, long indexLength)
+            throws IOException {
         boolean exists = Files.exists(indexFile) && Files.size(indexFile) > 0;
         if (exists) {
             CacheDirectory.checkExisting(indexFile);
@@ -534,6 +587,12 @@ public final class MappedFileTier implements PersistentTier {
         if (fresh && exists) {
             Files.delete(indexFile);
             exists = false;
+        }
+        if (exists && headerDamaged) {
+            // the checksum and length that vouch for the index were in the damaged header
+            Files.delete(indexFile);
+            exists = false;
+            indexRebuilt = true;
         }
         if (exists && clean && (indexLength != Files.size(indexFile) || indexCrc != fileCrc(indexFile))) {
             LOG.log(Level.WARNING, "disk tier ''{0}'': index {1} does not match the checksum recorded at the last "
@@ -1201,7 +1260,7 @@ public final class MappedFileTier implements PersistentTier {
     public DiskTierStats stats() {
         return new DiskTierStats(recoveredBlocks, droppedAtOpen, uncleanOpen, indexRebuilt, lookups.sum(), hits.sum(),
                 publishes.sum(), evictions.sum(), admissionRejections.sum(), checksumFailures.sum(), ioErrors.sum(),
-                retiredSlots.sum(), fileLost);
+                retiredSlots.sum(), fileLost, headerRepaired);
     }
 
     /**

@@ -17,8 +17,10 @@ import java.util.SplittableRandom;
  * kill), checks every block it can find against the bytes its key stands for, reports, then
  * stores, reads, overwrites and evicts blocks as fast as it can until it is killed.
  *
- * <p>Output lines: {@code VERIFIED <survivors> <wrong> <misses> <unclean> <rebuilt>}, {@code READY},
- * {@code WRONG <id>} for any wrong bytes served during the load.
+ * <p>Output lines, in order: {@code STARTED} (main began), {@code OPENED} (the tier is open, and
+ * its file marked open), {@code VERIFIED <survivors> <wrong> <misses> <unclean> <rebuilt>},
+ * {@code READY}, then during the load {@code PUBLISHED <n>} after the 1st, 2nd, 4th, 8th, ...
+ * publish returned, and {@code WRONG <id>} for any wrong bytes served.
  */
 public final class KillLoopChild {
     /** Distinct block ids the workload draws from; more than the tier holds, so it evicts. */
@@ -72,7 +74,11 @@ public final class KillLoopChild {
         long seed = Long.parseLong(args[1]);
         long runMillis = args.length > 2 ? Long.parseLong(args[2]) : Long.MAX_VALUE;
         SplittableRandom rnd = new SplittableRandom(seed);
+        System.out.println("STARTED");
+        System.out.flush();
         MappedFileTier tier = open(dir);
+        System.out.println("OPENED");
+        System.out.flush();
         MemorySegment buf = Arena.ofAuto().allocate(tier.slotBytes());
         long[] v = verifyAll(tier, buf);
         DiskTierStats st = tier.stats();
@@ -80,6 +86,7 @@ public final class KillLoopChild {
         System.out.println("READY");
         System.out.flush();
         ArrayDeque<int[]> held = new ArrayDeque<>();
+        long published = 0;
         long end = runMillis == Long.MAX_VALUE ? Long.MAX_VALUE : System.currentTimeMillis() + runMillis;
         while (System.currentTimeMillis() < end) {
             // skewed ids: low ids are asked for more often, so admission has something to protect
@@ -103,6 +110,10 @@ public final class KillLoopChild {
                     tier.write(slot, half, buf.asSlice(half));
                 }
                 tier.publish(slot, key(id), parent(id));
+                if (Long.bitCount(++published) == 1) {
+                    System.out.println("PUBLISHED " + published);
+                    System.out.flush();
+                }
                 if (rnd.nextInt(4) == 0) {
                     held.add(new int[] {slot, id});
                 } else {

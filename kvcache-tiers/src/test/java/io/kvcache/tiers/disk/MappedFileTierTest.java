@@ -111,6 +111,35 @@ class MappedFileTierTest {
     }
 
     @Test
+    void aRangeWrappingPastLongMaxIsRefusedBeforeItTouchesAPublishedBlock() {
+        Path dir = tmp.resolve("c");
+        try (MappedFileTier t = open(dir, 4)) {
+            int slot = store(t, 9, null);
+            // offset + length wraps negative; the file position slot offset + offset does not: a read there hit
+            // the end of the file, which retired the slot and dropped the block as an I/O error
+            MemorySegment big = Arena.ofAuto().allocate(16L << 20);
+            long near = Long.MAX_VALUE - (8L << 20);
+            assertThrows(IndexOutOfBoundsException.class, () -> t.read(slot, near, big));
+            assertThrows(IndexOutOfBoundsException.class, () -> t.write(slot, near, big));
+            assertThrows(IndexOutOfBoundsException.class, () -> t.write(slot, Long.MAX_VALUE, MemorySegment.ofArray(new byte[1])));
+            assertThrows(IndexOutOfBoundsException.class, () -> t.read(slot, Long.MAX_VALUE, Arena.ofAuto().allocate(8)));
+            assertTrue(t.contains(key(9)), "a refused range unpublished the block");
+            assertTrue(readMatches(t, slot, 9), "a refused range changed the block");
+            DiskTierStats st = t.stats();
+            assertEquals(0, st.ioErrors(), "a bad argument was reported as an I/O error");
+            assertEquals(0, st.retiredSlots());
+            assertEquals(0, st.checksumFailures());
+            t.free(slot);
+        }
+        try (MappedFileTier t = open(dir, 4)) {
+            int slot = t.lookup(key(9));
+            assertTrue(slot >= 0, "the block did not survive a reopen");
+            assertTrue(readMatches(t, slot, 9));
+            t.free(slot);
+        }
+    }
+
+    @Test
     void corruptedBytesAreAQuarantinedMissNeverServed() throws Exception {
         Path dir = tmp.resolve("c");
         long dataOffset;
@@ -201,6 +230,57 @@ class MappedFileTierTest {
         Files.write(data, "hello, this is somebody's file".getBytes());
         assertThrows(DiskFormatException.class, () -> open(dir, 4));
         assertEquals("hello, this is somebody's file", Files.readString(data));
+    }
+
+    @Test
+    void aNegativeOrZeroCapacityIsRefusedAsSuchNotAsMissing() {
+        Path dir = tmp.resolve("c");
+        for (long bad : new long[] {-1, -8192, 0, Long.MIN_VALUE}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> MappedFileTier.builder(SMALL).directory(dir).modelId(MODEL).capacityBytes(bad).open());
+            assertFalse(e.getMessage().contains("required"), e.getMessage());
+            assertTrue(e.getMessage().contains("capacityBytes") && e.getMessage().contains(Long.toString(bad))
+                    && e.getMessage().contains("positive"), e.getMessage());
+        }
+        IllegalArgumentException missing = assertThrows(IllegalArgumentException.class,
+                () -> MappedFileTier.builder(SMALL).directory(dir).modelId(MODEL).open());
+        assertTrue(missing.getMessage().contains("capacityBytes is required"), missing.getMessage());
+        // a refused value leaves the builder as it was
+        MappedFileTier.Builder b = MappedFileTier.builder(SMALL).directory(dir).modelId(MODEL)
+                .capacityBytes(3 * SMALL.blockBytes());
+        assertThrows(IllegalArgumentException.class, () -> b.capacityBytes(-1));
+        try (MappedFileTier t = b.open()) {
+            assertEquals(3, t.slotCount());
+        }
+    }
+
+    @Test
+    void aSymlinkedCacheDirectoryOrFileIsRefusedAsASymbolicLink() throws Exception {
+        Path real = Files.createDirectories(tmp.resolve("real"));
+        Path link = Files.createSymbolicLink(tmp.resolve("link"), real);
+        DiskFormatException e = assertThrows(DiskFormatException.class, () -> open(link, 4));
+        assertTrue(e.getMessage().contains("symbolic link") && e.getMessage().contains("refused")
+                && e.getMessage().contains(link.toString()), e.getMessage());
+        assertFalse(e.getMessage().contains("not a directory"), e.getMessage());
+        try (var files = Files.list(real)) {
+            assertEquals(0, files.count(), "a refused open wrote into the link's target");
+        }
+        Path dangling = Files.createSymbolicLink(tmp.resolve("dangling"), tmp.resolve("nowhere"));
+        DiskFormatException d = assertThrows(DiskFormatException.class, () -> open(dangling, 4));
+        assertTrue(d.getMessage().contains("symbolic link"), d.getMessage());
+        assertFalse(Files.exists(tmp.resolve("nowhere")), "a refused open created the link's target");
+
+        // a cache file replaced by a link
+        Path dir = tmp.resolve("c");
+        open(dir, 4).close();
+        Path data = dir.resolve(MappedFileTier.DATA_FILE);
+        Path elsewhere = tmp.resolve("elsewhere.kvc");
+        Files.move(data, elsewhere);
+        Files.createSymbolicLink(data, elsewhere);
+        byte[] before = Files.readAllBytes(elsewhere);
+        DiskFormatException f = assertThrows(DiskFormatException.class, () -> open(dir, 4));
+        assertTrue(f.getMessage().contains("symbolic link") && f.getMessage().contains("refused"), f.getMessage());
+        assertArrayEquals(before, Files.readAllBytes(elsewhere));
     }
 
     @Test
