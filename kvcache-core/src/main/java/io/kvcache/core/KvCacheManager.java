@@ -16,7 +16,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -88,6 +87,7 @@ public final class KvCacheManager implements AutoCloseable {
     private final CopyDispatcher dispatcher;
     private final SequenceTable sequences;
     private final ResidencyPlanner planner;
+    private final HandleAccess access;
     @GuardedBy("manager lock")
     private boolean closed;
 
@@ -102,7 +102,7 @@ public final class KvCacheManager implements AutoCloseable {
         this.fences = new SlotFences(tiers, lock);
         this.counters = new CacheCounters(n, layout.blockBytes());
         this.prefetch = new PrefetchTracker();
-        this.persistent = new PersistentTiers(tiers, lock, fences, layout.blockBytes(), this::guarded,
+        this.persistent = new PersistentTiers(tiers, lock, fences, layout.blockBytes(), this::guardedAccess,
                 b.persistPolicy, b.persistQueueBlocks);
         this.lowerCopies = new LowerCopies(n, fences, persistent, counters, policy);
         this.registry = new BlockRegistry(fences, lowerCopies, persistent, prefetch, counters, policy);
@@ -110,6 +110,7 @@ public final class KvCacheManager implements AutoCloseable {
         this.sequences = new SequenceTable(this, layout, modelId, b.costModel, policy, registry, persistent, counters);
         this.planner = new ResidencyPlanner(tiers, fences, lowerCopies, registry, persistent, prefetch, counters,
                 policy, dispatcher, sequences, b.prefetchLookahead);
+        this.access = new HandleAccess(tiers, layout, lock, closeGuard, fences, registry, persistent, this::checkOpen);
         persistent.start();
     }
 
@@ -667,97 +668,29 @@ public final class KvCacheManager implements AutoCloseable {
         }
     }
 
-    private Block pinnedBlock(ResidencyHandle h, int i) {
-        checkOpen();
-        if (h.closed) {
-            throw new InvalidHandleException("residency handle is closed");
-        }
-        return h.blocks[i];
-    }
-
-    /** Runs an access to tier memory so that {@link #close()} cannot unmap it meanwhile. */
-    private void guarded(Runnable access) {
-        closeGuard.readLock().lock();
-        try {
-            if (fences.tiersClosed()) {
-                throw new InvalidHandleException("the cache manager is closed");
-            }
-            access.run();
-        } finally {
-            closeGuard.readLock().unlock();
-        }
-    }
-
     void fillAddresses(ResidencyHandle h, long[] out) {
-        lock.lock();
-        try {
-            for (int i = 0; i < out.length; i++) {
-                out[i] = tiers[0].address(pinnedBlock(h, i).slot);
-            }
-        } finally {
-            lock.unlock();
-        }
+        access.fillAddresses(h, out);
     }
 
     long address(ResidencyHandle h, int i) {
-        return locked(() -> tiers[0].address(pinnedBlock(h, i).slot));
+        return access.address(h, i);
     }
 
-    /**
-     * A view of a pinned block's slot: read-only for a shared, sealed or frozen block (its bytes
-     * are other sequences' K/V too). Waits for copies still reading the slot, so that bytes
-     * written through the view cannot reach them.
-     */
     MemorySegment view(ResidencyHandle h, int i) {
-        MemorySegment v;
-        CompletableFuture<?> busy;
-        lock.lock();
-        try {
-            Block b = pinnedBlock(h, i);
-            v = tiers[0].view(b.slot);
-            if (b.immutable()) {
-                return v.asReadOnly();
-            }
-            busy = fences.get(0, b.slot);
-        } finally {
-            lock.unlock();
-        }
-        awaitQuietly(busy);
-        return v;
+        return access.view(h, i);
     }
 
     void write(ResidencyHandle h, int i, long offset, MemorySegment src) {
-        int slot;
-        CompletableFuture<?> busy;
-        lock.lock();
-        try {
-            Block b = pinnedBlock(h, i);
-            if (b.immutable()) {
-                throw new SharedBlockWriteException("block " + (h.fromBlock() + i) + " is shared ("
-                        + (b.key != null ? "sealed under its content key" : b.refCount > 1 ? b.refCount
-                        + " references" : "frozen: " + b.cowReaders + " copy-on-write copies of it are still to be"
-                        + " made") + "); only a sequence's private blocks are written");
-            }
-            Tier.checkRange(tiers[0], offset, src.byteSize());
-            slot = b.slot;
-            busy = fences.get(0, slot);
-        } finally {
-            lock.unlock();
-        }
-        // a copy still reading the slot (a fork's copy) gets the bytes it was promised
-        awaitQuietly(busy);
-        guarded(() -> tiers[0].write(slot, offset, src));
+        access.write(h, i, offset, src);
     }
 
     void read(ResidencyHandle h, int i, long offset, MemorySegment dst) {
-        int slot = locked(() -> pinnedBlock(h, i).slot);
-        guarded(() -> tiers[0].read(slot, offset, dst));
+        access.read(h, i, offset, dst);
     }
 
-    private static void awaitQuietly(CompletableFuture<?> f) {
-        if (!f.isDone()) {
-            f.handle((v, e) -> null).join();
-        }
+    /** Runs an access to tier memory so that {@link #close()} cannot unmap it meanwhile. */
+    private void guardedAccess(Runnable r) {
+        access.guarded(r);
     }
 
     void release(ResidencyHandle h) {
@@ -788,66 +721,16 @@ public final class KvCacheManager implements AutoCloseable {
      * @throws BlockLostException if the bytes cannot be served (they are never served wrong)
      */
     public void readBlock(Sequence s, int logicalBlock, MemorySegment dst) {
-        Block b;
-        int t;
-        int slot;
-        CompletableFuture<Void> ready;
-        CompletableFuture<Void> reading = new CompletableFuture<>();
+        HandleAccess.Source src;
         lock.lock();
         try {
             checkBlockIndex(s, logicalBlock);
-            if (dst.byteSize() < layout.blockBytes()) {
-                throw new IllegalArgumentException("destination of " + dst.byteSize()
-                        + " bytes is smaller than a block of " + layout.blockBytes() + " bytes");
-            }
-            b = s.blocks.get(logicalBlock);
-            Block holder = b.hasSlot() ? b : b.cowFrom;
-            if (b.lost || (holder != null && holder.lost)) {
-                throw new BlockLostException("block " + logicalBlock + " of sequence " + s.id + " was lost",
-                        logicalBlock, null);
-            }
-            if (holder == null) {
-                dst.asSlice(0, layout.blockBytes()).fill((byte) 0);
-                return;
-            }
-            t = holder.tier;
-            slot = holder.slot;
-            ready = holder.dataReady;
-            fences.addUse(t, slot, reading);
+            src = access.prepareRead(s, logicalBlock, dst);
         } finally {
             lock.unlock();
         }
-        try {
-            ready.join();
-            Tier tier = tiers[t];
-            if (!persistent.verify(t, slot)) {
-                markLost(b, t);
-                throw new BlockLostException("block " + logicalBlock + " of sequence " + s.id
-                        + " failed its checksum in tier '" + tier.name() + "'", logicalBlock, null);
-            }
-            try {
-                guarded(() -> tier.read(slot, 0, dst.asSlice(0, layout.blockBytes())));
-            } catch (InvalidHandleException e) {
-                throw e;
-            } catch (KvCacheException e) {
-                markLost(b, t);
-                throw new BlockLostException("block " + logicalBlock + " of sequence " + s.id
-                        + " could not be read from tier '" + tier.name() + "'", logicalBlock, e);
-            }
-        } catch (CompletionException e) {
-            throw new BlockLostException("block " + logicalBlock + " of sequence " + s.id + " was lost",
-                    logicalBlock, e.getCause());
-        } finally {
-            reading.complete(null);
-        }
-    }
-
-    private void markLost(Block b, int tier) {
-        lock.lock();
-        try {
-            registry.markLost(b, tier);
-        } finally {
-            lock.unlock();
+        if (src != null) {
+            access.finishRead(s, logicalBlock, src, dst);
         }
     }
 
