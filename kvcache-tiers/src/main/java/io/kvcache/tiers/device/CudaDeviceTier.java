@@ -28,6 +28,7 @@ import java.lang.foreign.MemorySegment;
 public final class CudaDeviceTier implements Tier {
     private final String name;
     private final CudaContext context;
+    private volatile KvLayout layout;
     private final long slotBytes;
     private final int slotCount;
     private final long base;
@@ -55,7 +56,16 @@ public final class CudaDeviceTier implements Tier {
      */
     public static CudaDeviceTier allocate(CudaContext context, KvLayout layout, long capacityBytes) {
         String name = "cuda:" + context.ordinal();
-        return allocate(name, context, layout.blockBytes(), TierCapacity.slots(name, capacityBytes, layout.blockBytes()));
+        CudaDeviceTier t = allocate(name, context, layout.blockBytes(),
+                TierCapacity.slots(name, capacityBytes, layout.blockBytes()));
+        t.layout = layout;
+        return t;
+    }
+
+    /** @return the layout given at allocation, or null when the tier was sized by slot bytes alone */
+    @Override
+    public KvLayout layout() {
+        return layout;
     }
 
     /**

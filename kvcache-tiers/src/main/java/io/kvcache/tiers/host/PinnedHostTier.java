@@ -44,6 +44,7 @@ public final class PinnedHostTier implements Tier {
 
     private final String name;
     private final long slotBytes;
+    private final KvLayout layout;
     private final int slotCount;
     private final int slotsPerChunk;
     private final long[] chunkHost;
@@ -63,6 +64,7 @@ public final class PinnedHostTier implements Tier {
     private PinnedHostTier(Builder b, Obtained o, List<String> skipped) {
         this.name = b.name;
         this.slotBytes = b.slotBytes;
+        this.layout = b.layout;
         this.slotCount = b.slotCount;
         this.slotsPerChunk = o.slotsPerChunk;
         this.chunkHost = o.host;
@@ -88,7 +90,9 @@ public final class PinnedHostTier implements Tier {
      * @throws IllegalArgumentException when the capacity is not positive or holds no block
      */
     public static Builder builder(KvLayout layout, long capacityBytes) {
-        return new Builder(layout.blockBytes(), TierCapacity.slots("pinned-host", capacityBytes, layout.blockBytes()));
+        Builder b = new Builder(layout.blockBytes(), TierCapacity.slots("pinned-host", capacityBytes, layout.blockBytes()));
+        b.layout = layout;
+        return b;
     }
 
     /**
@@ -112,6 +116,9 @@ public final class PinnedHostTier implements Tier {
         private Path dmaHeap = DmaHeap.SYSTEM;
         private Path udmabuf = Udmabuf.DEVICE;
         private boolean hugePages;
+
+        /** Set when built from a layout. */
+        private KvLayout layout;
 
         private Builder(long slotBytes, int slotCount) {
             if (slotBytes <= 0 || slotBytes % 16 != 0) {
@@ -373,6 +380,12 @@ public final class PinnedHostTier implements Tier {
         checkOpen();
         MemorySegment.copy(chunkSegments[slot / slotsPerChunk], (slot % slotsPerChunk) * slotBytes + offset, dst, 0,
                 dst.byteSize());
+    }
+
+    /** @return the layout the tier was built for, or null when built from a slot size */
+    @Override
+    public KvLayout layout() {
+        return layout;
     }
 
     @Override
