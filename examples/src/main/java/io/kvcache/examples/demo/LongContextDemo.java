@@ -283,7 +283,7 @@ public final class LongContextDemo {
             rows.add(new HtmlReport.Row("tokens/s", String.format(Locale.ROOT, "%.0f (%d positions in %.2f s)",
                     main.computedTokens() / secs, main.computedTokens(), secs)));
             rows.add(new HtmlReport.Row("bytes moved", "toward device " + ByteSize.format(mainStats.bytesPromoted())
-                    + ", toward disk " + ByteSize.format(mainStats.bytesDemoted())));
+                    + ", down the tiers " + ByteSize.format(mainStats.bytesDemoted())));
             rows.add(new HtmlReport.Row("waited on residency", String.format(Locale.ROOT, "%.3f s (wall)",
                     mainStats.waitNanosWall() / 1e9)));
             rows.add(new HtmlReport.Row("write-through", StatsTable.persistLine(mainStats)));

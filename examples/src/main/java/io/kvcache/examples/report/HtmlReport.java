@@ -237,7 +237,7 @@ public final class HtmlReport {
                   {name: 'waiting for residency', values: data.waitMs}], true);
               plot('Bytes moved per step', 'KiB', [
                   {name: 'toward device', values: data.upKiB},
-                  {name: 'toward disk', values: data.downKiB, dash: '5 4'}]);
+                  {name: 'down the tiers', values: data.downKiB, dash: '5 4'}]);
               document.body.setAttribute('data-plots-drawn', document.querySelectorAll('svg path.series').length > 0
                   ? String(document.querySelectorAll('svg').length) : '0');
             })();
