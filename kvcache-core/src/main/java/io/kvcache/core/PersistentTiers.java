@@ -269,7 +269,8 @@ final class PersistentTiers implements Runnable {
         }
         List<Block> sealed = new ArrayList<>();
         for (Block b : all) {
-            if (b.key != null && !b.lost && !b.persisted) {
+            // persisted ones too: the tier may have dropped a copy since (the writer asks it)
+            if (b.key != null && !b.lost) {
                 sealed.add(b);
             }
         }
@@ -366,7 +367,7 @@ final class PersistentTiers implements Runnable {
                 return 0;
             }
             for (Block b : batch) {
-                if (b.key == null || b.lost || b.persisted || !b.registered) {
+                if (b.key == null || b.lost || !b.registered) {
                     continue;
                 }
                 Block holder = b.hasSlot() ? b : b.cowFrom;
