@@ -51,8 +51,7 @@ public final class QuickStart {
 
             for (int step = 0; step < 16; step++) {              // decode: one token at a time
                 double[] mass = attend(cache, seq, deviceBlocks / 2, arena);   // half the tier: room for the next window
-                int next = 1 + (int) (Math.abs(Double.doubleToLongBits(mass[0])) % 500);
-                seq.append(next);
+                seq.append(nextToken(mass));
                 writeKv(cache, seq, seq.length() - 1, seq.length(), deviceBlocks, arena);
                 seq.markWritten(seq.length());
                 cache.endStep();
@@ -120,6 +119,11 @@ public final class QuickStart {
             }
         }
         return mass;
+    }
+
+    /** Stands in for sampling the next token from the logits. */
+    static int nextToken(double[] mass) {
+        return 1 + (int) (Math.abs(Double.doubleToLongBits(mass[0])) % 500);
     }
 
     private static void print(CacheStats s) {
