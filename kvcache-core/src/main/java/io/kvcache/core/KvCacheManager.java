@@ -585,8 +585,9 @@ public final class KvCacheManager implements AutoCloseable {
     // ------------------------------------------------------------------ quiescence
 
     /**
-     * Waits until every copy submitted so far has settled and every slot it held is back in its
-     * tier: after it, {@link #stats()} shows the occupancy the cache's metadata implies. For
+     * Waits until every copy submitted so far has settled, every slot it held is back in its
+     * tier, and nothing waits to be written through: after it, {@link #stats()} shows the
+     * occupancy the cache's metadata implies. For
      * tests, benchmarks and orderly shutdown; a running engine never needs it.
      *
      * @param timeout longest wait
@@ -600,6 +601,10 @@ public final class KvCacheManager implements AutoCloseable {
             try {
                 pending = dispatcher.pending();
                 pending.addAll(fences.pendingReleases());
+                CompletableFuture<Void> written = persistent.idle();
+                if (!written.isDone()) {
+                    pending.add(written);
+                }
             } finally {
                 lock.unlock();
             }

@@ -44,6 +44,10 @@ final class PersistentTiers implements Runnable {
     private final Condition work;
     private Thread thread;
     private boolean stopping;
+    /** Whether the writer is copying a batch now. */
+    private boolean writing;
+    /** Completed once nothing is queued or being written. */
+    private final List<CompletableFuture<Void>> idleWaiters = new ArrayList<>();
     private long queued;
     private long written;
     private long skippedFull;
@@ -280,6 +284,27 @@ final class PersistentTiers implements Runnable {
         return cp.done;
     }
 
+    /** @return completes once nothing is queued for the persistent tier or being written to it */
+    @GuardedBy("manager lock")
+    CompletableFuture<Void> idle() {
+        if (writeTier < 0 || thread == null || (!writing && queue.isEmpty() && checkpoints.isEmpty())) {
+            return CompletableFuture.completedFuture(null);
+        }
+        CompletableFuture<Void> f = new CompletableFuture<>();
+        idleWaiters.add(f);
+        return f;
+    }
+
+    @GuardedBy("manager lock")
+    private void signalIdleIfSo() {
+        if (!writing && queue.isEmpty() && checkpoints.isEmpty()) {
+            for (CompletableFuture<Void> f : idleWaiters) {
+                f.complete(null);
+            }
+            idleWaiters.clear();
+        }
+    }
+
     /** Asks the write-through thread to stop once its current batch is written. */
     @GuardedBy("manager lock")
     void stop() {
@@ -325,6 +350,7 @@ final class PersistentTiers implements Runnable {
                             batch.add(b);
                         }
                     }
+                    writing = true;
                 } finally {
                     lock.unlock();
                 }
@@ -333,6 +359,14 @@ final class PersistentTiers implements Runnable {
                     n = writeDown(batch, bounce);
                 } catch (RuntimeException e) {
                     LOG.log(System.Logger.Level.WARNING, "write-through batch failed: " + e);
+                } finally {
+                    lock.lock();
+                    try {
+                        writing = false;
+                        signalIdleIfSo();
+                    } finally {
+                        lock.unlock();
+                    }
                 }
                 if (cp != null) {
                     cp.done().complete(n);
@@ -345,6 +379,9 @@ final class PersistentTiers implements Runnable {
                     cp.done().complete(0);
                 }
                 checkpoints.clear();
+                queue.clear();
+                writing = false;
+                signalIdleIfSo();
             } finally {
                 lock.unlock();
             }
