@@ -4,6 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeFalse;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.kvcache.core.layout.DType;
 import io.kvcache.core.layout.KvLayout;
@@ -19,7 +21,11 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The contract every {@link Tier} implementation passes: a subclass per implementation
- * supplies the tier. Data is random, never zeros, and compared byte for byte.
+ * supplies the tier and the {@link TierSpec} of what it can do. Clauses that need a capability
+ * the tier lacks are skipped with an assumption (JCTools' {@code QueueSanityTest} style), and
+ * their counterparts for a tier without it run instead. A persistent tier's subclass extends
+ * {@link PersistentTierContractTest}, which adds the {@link PersistentTier} clauses. Data is
+ * random, never zeros, and compared byte for byte.
  */
 public abstract class TierContractTest {
     /** 2 layers, 2 KV heads, head dim 16, fp16, 8 tokens per block: 2 KiB blocks. */
@@ -33,6 +39,21 @@ public abstract class TierContractTest {
     /** @return a new tier of exactly {@link #SLOTS} slots of {@code LAYOUT.blockBytes()} bytes */
     protected abstract Tier createTier(KvLayout layout, long capacityBytes) throws Exception;
 
+    /** @return what the tier under test can do */
+    protected abstract TierSpec spec();
+
+    /**
+     * Starts an asynchronous copy that reads {@code slot}, the way a transfer engine brackets
+     * one, for tiers whose spec {@linkplain TierSpec#defersFreesBehindCopies() defers frees
+     * behind copies}.
+     *
+     * @return ends the copy when closed
+     */
+    protected AutoCloseable beginCopyReading(int slot) {
+        throw new UnsupportedOperationException("the spec of " + getClass().getSimpleName()
+                + " says it defers frees behind copies, but it does not override beginCopyReading");
+    }
+
     @BeforeEach
     void open() throws Exception {
         tier = createTier(LAYOUT, SLOTS * LAYOUT.blockBytes());
@@ -43,6 +64,11 @@ public abstract class TierContractTest {
     void closeTier() {
         tier.close();
         arena.close();
+    }
+
+    /** @return zeroed memory for one block, freed after the test */
+    protected MemorySegment emptyBlock() {
+        return arena.allocate(LAYOUT.blockBytes());
     }
 
     protected MemorySegment randomBlock(long seed) {
@@ -166,5 +192,58 @@ public abstract class TierContractTest {
         assertTrue(e.getMessage().contains("holds no block"), e.getMessage());
         assertThrows(IllegalArgumentException.class, () -> createTier(LAYOUT, 0).close());
         assertThrows(IllegalArgumentException.class, () -> createTier(LAYOUT, -4096).close());
+    }
+
+    @Test
+    void declaresWhatItsSpecSays() {
+        assertEquals(spec().hostAccessible(), tier.hostAccessible(), "hostAccessible()");
+        assertEquals(spec().persistent(), tier instanceof PersistentTier, "implements PersistentTier");
+        assertEquals(spec().persistent(), this instanceof PersistentTierContractTest,
+                "a persistent tier's contract test extends PersistentTierContractTest");
+    }
+
+    @Test
+    void viewShowsTheSlotsBytesAndWritesThroughToThem() {
+        assumeTrue(spec().hostAccessible(), "not host accessible");
+        int s = tier.allocate();
+        tier.write(s, 0, randomBlock(7));
+        MemorySegment view = tier.view(s);
+        assertEquals(LAYOUT.blockBytes(), view.byteSize());
+        assertArrayEquals(randomBlock(7).toArray(ValueLayout.JAVA_BYTE), view.toArray(ValueLayout.JAVA_BYTE));
+        MemorySegment.copy(randomBlock(8), 0, view, 0, LAYOUT.blockBytes());
+        MemorySegment back = emptyBlock();
+        tier.read(s, 0, back);
+        assertArrayEquals(randomBlock(8).toArray(ValueLayout.JAVA_BYTE), back.toArray(ValueLayout.JAVA_BYTE));
+    }
+
+    @Test
+    void viewIsRefusedWhenNotHostAccessible() {
+        assumeFalse(spec().hostAccessible(), "host accessible");
+        int s = tier.allocate();
+        assertThrows(UnsupportedOperationException.class, () -> tier.view(s));
+        tier.write(s, 0, randomBlock(3)); // the slot still works through read and write
+        MemorySegment back = emptyBlock();
+        tier.read(s, 0, back);
+        assertArrayEquals(randomBlock(3).toArray(ValueLayout.JAVA_BYTE), back.toArray(ValueLayout.JAVA_BYTE));
+    }
+
+    @Test
+    void aSlotFreedDuringACopyIsReusedOnlyAfterTheCopyEnds() throws Exception {
+        assumeTrue(spec().defersFreesBehindCopies(), "does not defer frees behind copies");
+        int s = tier.allocate();
+        tier.write(s, 0, randomBlock(4));
+        AutoCloseable copy = beginCopyReading(s);
+        tier.free(s);
+        assertEquals(SLOTS - 1, tier.freeSlots(), "a slot a copy still reads was counted free");
+        Set<Integer> others = new HashSet<>();
+        for (int i = 0; i < SLOTS - 1; i++) {
+            int o = tier.allocate();
+            assertTrue(o >= 0 && o != s, "slot " + s + " was handed out while a copy still read it");
+            assertTrue(others.add(o), "slot handed out twice: " + o);
+        }
+        assertEquals(-1, tier.allocate());
+        copy.close();
+        assertEquals(1, tier.freeSlots());
+        assertEquals(s, tier.allocate());
     }
 }

@@ -40,6 +40,9 @@ package io.kvcache.tiers.disk;
  *  96  reserved         28 B
  * 124  header crc       u32  CRC32C of bytes [0, 124)
  * </pre>
+ *
+ * <p>Only the codecs {@link FileHeader} and {@link SlotHeader} use the field offsets; everything
+ * else speaks in decoded headers and in the geometry functions below.
  */
 final class DiskFileDescriptor {
     static final long MAGIC = 0x314B_5349_4443_564BL;

@@ -5,11 +5,14 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The real file system with the Nth operation failing: once, or from then on (a device that
- * died). Counts every operation so a test can raise N until a workload runs clean.
+ * died). Counts every operation so a test can raise N until a workload runs clean. It can also
+ * hold positional reads at one file position until a test lets them go.
  */
 final class FaultyDiskIo implements DiskIo {
     private final DiskIo real = FileDiskIo.INSTANCE;
@@ -18,6 +21,9 @@ final class FaultyDiskIo implements DiskIo {
     private final AtomicLong ops = new AtomicLong();
     private final AtomicLong injected = new AtomicLong();
     private long reservableBytes = Long.MAX_VALUE;
+    private volatile long heldPosition = -1;
+    private volatile CountDownLatch heldEntered;
+    private volatile CountDownLatch heldRelease;
 
     /**
      * @param failAt     1-based number of the operation that fails; 0 for none
@@ -31,6 +37,17 @@ final class FaultyDiskIo implements DiskIo {
     /** Makes preallocation beyond {@code bytes} of the file fail as a full disk does. */
     FaultyDiskIo diskFullBeyond(long bytes) {
         this.reservableBytes = bytes;
+        return this;
+    }
+
+    /**
+     * Holds every positional read at {@code position}: it counts {@code entered} down, then
+     * waits (at most 30 s) for {@code release} before it reads.
+     */
+    FaultyDiskIo holdReadsAt(long position, CountDownLatch entered, CountDownLatch release) {
+        this.heldEntered = entered;
+        this.heldRelease = release;
+        this.heldPosition = position;
         return this;
     }
 
@@ -99,6 +116,14 @@ final class FaultyDiskIo implements DiskIo {
     @Override
     public void read(FileChannel channel, long position, MemorySegment dst) throws IOException {
         maybeFail("read");
+        if (position == heldPosition) {
+            heldEntered.countDown();
+            try {
+                heldRelease.await(30, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
         real.read(channel, position, dst);
     }
 
