@@ -192,13 +192,17 @@ final class PersistentTiers implements Runnable {
         }
     }
 
-    /** @return false when a slot of a persistent tier fails its checksum (it is then quarantined); true otherwise */
+    /**
+     * @return false when the bytes of a slot of a persistent tier cannot be trusted: they fail
+     *     their checksum (the slot is then quarantined), or the tier knows no checksum for them,
+     *     so that a read could not tell wrong bytes from right ones; true otherwise
+     */
     boolean verify(int t, int slot) {
         if (!(tiers[t] instanceof PersistentTier pt)) {
             return true;
         }
         try {
-            return pt.verify(slot);
+            return pt.checksumKnown(slot) && pt.verify(slot);
         } catch (RuntimeException e) {
             return false;
         }

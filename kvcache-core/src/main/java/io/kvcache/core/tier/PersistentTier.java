@@ -70,6 +70,15 @@ public interface PersistentTier extends Tier {
     boolean verify(int slot);
 
     /**
+     * @return whether the tier knows the checksum of the bytes in a slot the caller holds (they
+     *     were written whole, published or looked up since the slot was taken), so that a read of
+     *     it is verified; false when a read could not tell wrong bytes from right ones
+     */
+    default boolean checksumKnown(int slot) {
+        return true;
+    }
+
+    /**
      * Forgets the key published for a slot the caller keeps (the manager is about to reuse the
      * slot for other bytes), so that neither a lookup nor a restart can find it.
      */

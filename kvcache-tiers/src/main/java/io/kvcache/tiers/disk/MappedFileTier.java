@@ -501,6 +501,17 @@ public final class MappedFileTier implements PersistentTier {
     }
 
     @Override
+    public boolean checksumKnown(int slot) {
+        Tier.checkSlot(this, slot);
+        lock.lock();
+        try {
+            return slots.crcKnown(slot);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    @Override
     public boolean contains(BlockKey key) {
         Objects.requireNonNull(key, "key");
         lock.lock();
