@@ -137,7 +137,8 @@ public final class CpuTransferEngine implements TransferEngine {
                             bounce = arena.allocate(src.slotBytes(), 4096);
                         }
                         BlockMove m = moves.get(i);
-                        copyBlock(src, m.srcSlot(), dst, m.dstSlot(), bounce);
+                        copyRange(src, m.srcSlot(), dst, m.dstSlot(), chunk.batch.offset(),
+                                chunk.batch.length(), bounce);
                     } catch (Throwable t) {
                         chunk.outcome.fail(i, t);
                     }
@@ -153,15 +154,26 @@ public final class CpuTransferEngine implements TransferEngine {
      * worth of host memory) when neither side is host accessible.
      */
     public static void copyBlock(Tier src, int srcSlot, Tier dst, int dstSlot, MemorySegment bounce) {
+        copyRange(src, srcSlot, dst, dstSlot, 0, src.slotBytes(), bounce);
+    }
+
+    /**
+     * Copies bytes {@code [offset, offset + length)} of one slot to the same range of another,
+     * as {@link #copyBlock} does for whole slots; {@code bounce} holds at least {@code length}
+     * bytes when neither side is host accessible.
+     */
+    public static void copyRange(Tier src, int srcSlot, Tier dst, int dstSlot, long offset, long length,
+                                 MemorySegment bounce) {
         if (src.hostAccessible() && dst.hostAccessible()) {
-            MemorySegment.copy(src.view(srcSlot), 0, dst.view(dstSlot), 0, src.slotBytes());
+            MemorySegment.copy(src.view(srcSlot), offset, dst.view(dstSlot), offset, length);
         } else if (src.hostAccessible()) {
-            dst.write(dstSlot, 0, src.view(srcSlot));
+            dst.write(dstSlot, offset, src.view(srcSlot).asSlice(offset, length));
         } else if (dst.hostAccessible()) {
-            src.read(srcSlot, 0, dst.view(dstSlot));
+            src.read(srcSlot, offset, dst.view(dstSlot).asSlice(offset, length));
         } else {
-            src.read(srcSlot, 0, bounce);
-            dst.write(dstSlot, 0, bounce);
+            MemorySegment b = bounce.asSlice(0, length);
+            src.read(srcSlot, offset, b);
+            dst.write(dstSlot, offset, b);
         }
     }
 

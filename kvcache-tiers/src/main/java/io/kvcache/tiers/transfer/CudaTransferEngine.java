@@ -237,6 +237,11 @@ public final class CudaTransferEngine implements TransferEngine {
                     + "' to '" + dst.name() + "'");
         }
         route.checkUsable();
+        if (!batch.wholeSlots()) {
+            throw new UnsupportedOperationException("CudaTransferEngine on " + context
+                    + " copies whole slots; a byte range [" + batch.offset() + ", +" + batch.length()
+                    + ") of each slot was asked for");
+        }
         List<BlockMove> moves = batch.moves();
         int n = moves.size();
         long blockBytes = src.slotBytes();
