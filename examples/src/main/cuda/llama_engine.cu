@@ -1,0 +1,650 @@
+// Kernels of the GPU Llama engine (io.kvcache.examples.gpu): everything of the forward pass except
+// the projections, which go through cuBLAS.
+//
+// Activations: the residual stream x is fp32 [rows][dim]; the inputs of the projections are fp32
+// or bf16 (the engine's precision); the projections write fp32. Weights of the norms are fp32.
+// K/V live in the cache's blocks, reached through block tables of slot addresses, with the layout
+// [layer][K|V][token][kvHead][headDim] (the layer's K and V offsets are passed in), fp32 or bf16.
+//
+// Rebuild the PTX resource with examples/build-ptx.sh (compute_90).
+
+#include <cuda_bf16.h>
+#include <mma.h>
+
+using namespace nvcuda;
+
+typedef unsigned long long u64;
+typedef __nv_bfloat16 bf16;
+
+__device__ __forceinline__ float ld(const float* p) { return *p; }
+__device__ __forceinline__ float ld(const bf16* p) { return __bfloat162float(*p); }
+__device__ __forceinline__ void st(float* p, float v) { *p = v; }
+__device__ __forceinline__ void st(bf16* p, float v) { *p = __float2bfloat16(v); }
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) {
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    }
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) {
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    }
+    return v;
+}
+
+// sum over the CTA (blockDim.x a multiple of 32, at most 1024); every thread gets the sum
+__device__ float block_sum(float v, float* red) {
+    v = warp_sum(v);
+    const int warp = threadIdx.x >> 5;
+    const int lane = threadIdx.x & 31;
+    if (lane == 0) {
+        red[warp] = v;
+    }
+    __syncthreads();
+    if (warp == 0) {
+        const int warps = blockDim.x >> 5;
+        float s = lane < warps ? red[lane] : 0.0f;
+        s = warp_sum(s);
+        if (lane == 0) {
+            red[32] = s;
+        }
+    }
+    __syncthreads();
+    const float s = red[32];
+    __syncthreads();
+    return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// embedding: x[r] = table[tokens[r]]; grid rows, any block size
+
+template <typename W>
+__device__ void embed_impl(const int* tokens, const W* table, float* x, int dim) {
+    const long long tok = tokens[blockIdx.x];
+    float* xr = x + (long long) blockIdx.x * dim;
+    const W* tr = table + tok * dim;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        xr[i] = ld(tr + i);
+    }
+}
+
+extern "C" __global__ void embed_f32(const int* tokens, const float* table, float* x, int dim) {
+    embed_impl(tokens, table, x, dim);
+}
+
+extern "C" __global__ void embed_bf16(const int* tokens, const bf16* table, float* x, int dim) {
+    embed_impl(tokens, table, x, dim);
+}
+
+// ---------------------------------------------------------------------------------------------
+// RMSNorm: out[r] = w * x[r] / sqrt(mean(x[r]^2) + eps), out fp32 or bf16; grid rows, block 256
+
+template <typename O>
+__device__ void rmsnorm_impl(const float* x, const float* w, O* out, int dim, float eps) {
+    __shared__ float red[33];
+    const float* xr = x + (long long) blockIdx.x * dim;
+    O* orow = out + (long long) blockIdx.x * dim;
+    float ss = 0.0f;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        ss += xr[i] * xr[i];
+    }
+    ss = block_sum(ss, red);
+    const float s = 1.0f / sqrtf(ss / dim + eps);
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        st(orow + i, w[i] * (s * xr[i]));
+    }
+}
+
+extern "C" __global__ void rmsnorm_f32(const float* x, const float* w, float* out, int dim, float eps) {
+    rmsnorm_impl(x, w, out, dim, eps);
+}
+
+extern "C" __global__ void rmsnorm_bf16(const float* x, const float* w, bf16* out, int dim, float eps) {
+    rmsnorm_impl(x, w, out, dim, eps);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rotary embedding of q and k in the fused projection output qkv [rows][dim + 2 kvDim] (q | k | v),
+// then K and V of each row stored into its cache slot: row r is position pos[r] of the sequence
+// whose block table is tables[row_seq[r] * max_blocks ...]. freq[i] = theta^(-2i/headSize), computed
+// by the host. The rotated q also goes to q_bf16 [rows][dim] when that is not null (the tensor-core
+// prefill reads it). One thread per pair of q; the pair also rotates k while inside kvDim.
+// Rounding as llama2.c: angle pos * freq in float, cos and sin in double rounded to float, the
+// rotation's products rounded before the sum (no fused multiply-add).
+
+extern "C" __global__ void rope_store(float* qkv, int rows, int dim, int kv_dim, int head_size,
+                                      const float* freq, const int* pos, const int* row_seq,
+                                      const u64* tables, int max_blocks, int block_tokens,
+                                      long long k_off, long long v_off, long long token_bytes,
+                                      int kv_bf16, bf16* q_bf16) {
+    const int pairs = dim >> 1;
+    const long long idx = (long long) blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (long long) rows * pairs) {
+        return;
+    }
+    const int r = (int) (idx / pairs);
+    const int i = (int) (idx - (long long) r * pairs) * 2;
+    const int p = pos[r];
+    float* row = qkv + (long long) r * (dim + 2 * kv_dim);
+    const int hd = i % head_size;
+    const float val = __fmul_rn((float) p, freq[hd >> 1]);
+    const float fcr = (float) cos((double) val);
+    const float fci = (float) sin((double) val);
+    const float q0 = row[i];
+    const float q1 = row[i + 1];
+    const float r0 = __fsub_rn(__fmul_rn(q0, fcr), __fmul_rn(q1, fci));
+    const float r1 = __fadd_rn(__fmul_rn(q0, fci), __fmul_rn(q1, fcr));
+    row[i] = r0;
+    row[i + 1] = r1;
+    if (q_bf16 != nullptr) {
+        q_bf16[(long long) r * dim + i] = __float2bfloat16(r0);
+        q_bf16[(long long) r * dim + i + 1] = __float2bfloat16(r1);
+    }
+    if (i < kv_dim) {
+        const float k0 = row[dim + i];
+        const float k1 = row[dim + i + 1];
+        const float kr0 = __fsub_rn(__fmul_rn(k0, fcr), __fmul_rn(k1, fci));
+        const float kr1 = __fadd_rn(__fmul_rn(k0, fci), __fmul_rn(k1, fcr));
+        const float v0 = row[dim + kv_dim + i];
+        const float v1 = row[dim + kv_dim + i + 1];
+        row[dim + i] = kr0;
+        row[dim + i + 1] = kr1;
+        const int b = p / block_tokens;
+        const int t = p - b * block_tokens;
+        char* base = (char*) tables[(long long) row_seq[r] * max_blocks + b] + (long long) t * token_bytes;
+        if (kv_bf16) {
+            bf16* kd = (bf16*) (base + k_off);
+            bf16* vd = (bf16*) (base + v_off);
+            kd[i] = __float2bfloat16(kr0);
+            kd[i + 1] = __float2bfloat16(kr1);
+            vd[i] = __float2bfloat16(v0);
+            vd[i + 1] = __float2bfloat16(v1);
+        } else {
+            float* kd = (float*) (base + k_off);
+            float* vd = (float*) (base + v_off);
+            kd[i] = kr0;
+            kd[i + 1] = kr1;
+            vd[i] = v0;
+            vd[i + 1] = v1;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SwiGLU over the fused gate/up output h [rows][2 hidden] (w1 x | w3 x): out = silu(a) * b.
+// exact != 0 rounds as llama2.c (exp in double rounded to float, no fused multiply-add).
+
+extern "C" __global__ void swiglu(const float* h, void* out, int rows, int hidden, int out_bf16, int exact) {
+    const long long idx = (long long) blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (long long) rows * hidden) {
+        return;
+    }
+    const long long r = idx / hidden;
+    const long long i = idx - r * hidden;
+    const float a = h[r * 2 * hidden + i];
+    const float b = h[r * 2 * hidden + hidden + i];
+    float v;
+    if (exact) {
+        const float e = (float) exp(-(double) a);
+        const float sg = __fdiv_rn(1.0f, __fadd_rn(1.0f, e));
+        v = __fmul_rn(__fmul_rn(a, sg), b);
+    } else {
+        v = a / (1.0f + __expf(-a)) * b;
+    }
+    if (out_bf16) {
+        ((bf16*) out)[idx] = __float2bfloat16(v);
+    } else {
+        ((float*) out)[idx] = v;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// greedy sampling: out[r] = argmax of logits[r], the lowest index among equal maxima; grid rows, block 1024
+
+extern "C" __global__ void argmax_rows(const float* logits, int vocab, int* out) {
+    __shared__ float bv[32];
+    __shared__ int bi[32];
+    const float* row = logits + (long long) blockIdx.x * vocab;
+    float best = -INFINITY;
+    int at = 0x7fffffff;
+    for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
+        const float v = row[i];
+        if (v > best) {   // ascending scan: the first maximum of this thread is kept
+            best = v;
+            at = i;
+        }
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        const float ov = __shfl_xor_sync(0xffffffffu, best, o);
+        const int oi = __shfl_xor_sync(0xffffffffu, at, o);
+        if (ov > best || (ov == best && oi < at)) {
+            best = ov;
+            at = oi;
+        }
+    }
+    const int warp = threadIdx.x >> 5;
+    const int lane = threadIdx.x & 31;
+    if (lane == 0) {
+        bv[warp] = best;
+        bi[warp] = at;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        const int warps = blockDim.x >> 5;
+        float b = bv[0];
+        int a = bi[0];
+        for (int w = 1; w < warps; w++) {
+            if (bv[w] > b || (bv[w] == b && bi[w] < a)) {
+                b = bv[w];
+                a = bi[w];
+            }
+        }
+        out[blockIdx.x] = a == 0x7fffffff ? 0 : a;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Paged attention, split over positions (flash-decoding). Query row r (one token of sequence
+// row_seq[r], its heads' queries at q + r * q_stride) attends positions [0, lens[r]) of that sequence. Grid (kvHeads, splits, rows); CTA of
+// DEC_THREADS threads takes the kvMul query heads of one KV head over positions
+// [split * chunk, min(lens[r], split * chunk + chunk)), tile by tile of DEC_TILE positions through
+// shared memory, and writes its running softmax state (max, normalizer, weighted V sum) to
+// partial [rows][heads][splits][headDim + 2]; attn_combine merges the splits. Deterministic: the
+// same inputs and split give the same floats. headDim <= 128, kvMul * headDim <= 1024. Dynamic
+// shared memory: decode_smem_floats(headDim, kvMul) * 4 bytes.
+
+#define DEC_TILE 32
+#define DEC_THREADS 128
+#define DEC_ACC (1024 / DEC_THREADS)
+
+template <typename KV>
+__device__ void decode_impl(const float* q, const u64* tables, const int* row_seq, const int* lens,
+                            int max_blocks, int block_tokens, int head_dim, int kv_mul, int heads, int q_stride,
+                            long long k_off, long long v_off, long long token_bytes, int chunk, int splits,
+                            float* partial) {
+    extern __shared__ float sm[];
+    const int g = blockIdx.x;
+    const int split = blockIdx.y;
+    const int r = blockIdx.z;
+    const int tid = threadIdx.x;
+    const int hdp = head_dim + 1;
+    const int nq = kv_mul * head_dim;
+    float* qs = sm;
+    float* ks = qs + nq;
+    float* vs = ks + DEC_TILE * hdp;
+    float* ss = vs + DEC_TILE * hdp;
+    float* corr = ss + kv_mul * DEC_TILE;
+    float* mrow = corr + kv_mul;
+    float* lrow = mrow + kv_mul;
+
+    const int len = lens[r];
+    const int start = split * chunk;
+    const int end = min(len, start + chunk);
+    const float* qr = q + (long long) r * q_stride + (long long) g * kv_mul * head_dim;
+    for (int i = tid; i < nq; i += DEC_THREADS) {
+        qs[i] = qr[i];
+    }
+    if (tid < kv_mul) {
+        mrow[tid] = -INFINITY;
+        lrow[tid] = 0.0f;
+    }
+    float acc[DEC_ACC];
+#pragma unroll
+    for (int j = 0; j < DEC_ACC; j++) {
+        acc[j] = 0.0f;
+    }
+    const float scale = sqrtf((float) head_dim);
+    const u64* table = tables + (long long) row_seq[r] * max_blocks;
+    const long long head_off = (long long) g * head_dim * (long long) sizeof(KV);
+    const int warp = tid >> 5;
+    const int lane = tid & 31;
+    __syncthreads();
+
+    for (int p0 = start; p0 < end; p0 += DEC_TILE) {
+        for (int i = tid; i < DEC_TILE * head_dim; i += DEC_THREADS) {
+            const int p = i / head_dim;
+            const int d = i - p * head_dim;
+            const int at = p0 + p;
+            float kv = 0.0f;
+            float vv = 0.0f;
+            if (at < end) {
+                const int b = at / block_tokens;
+                const int t = at - b * block_tokens;
+                const char* base = (const char*) table[b] + (long long) t * token_bytes + head_off;
+                kv = ld((const KV*) (base + k_off) + d);
+                vv = ld((const KV*) (base + v_off) + d);
+            }
+            ks[p * hdp + d] = kv;
+            vs[p * hdp + d] = vv;
+        }
+        __syncthreads();
+        for (int i = tid; i < kv_mul * DEC_TILE; i += DEC_THREADS) {
+            const int h = i / DEC_TILE;
+            const int p = i - h * DEC_TILE;
+            float s = -INFINITY;
+            if (p0 + p < end) {
+                const float* qh = qs + h * head_dim;
+                const float* kp = ks + p * hdp;
+                float dot = 0.0f;
+                for (int d = 0; d < head_dim; d++) {
+                    dot += qh[d] * kp[d];
+                }
+                s = dot / scale;
+            }
+            ss[i] = s;
+        }
+        __syncthreads();
+        for (int h = warp; h < kv_mul; h += DEC_THREADS / 32) {
+            const float s = ss[h * DEC_TILE + lane];
+            const float mold = mrow[h];
+            const float mnew = fmaxf(mold, warp_max(s));   // finite: position p0 is always inside
+            const float pv = expf(s - mnew);
+            const float sum = warp_sum(pv);
+            ss[h * DEC_TILE + lane] = pv;
+            if (lane == 0) {
+                const float c = expf(mold - mnew);
+                corr[h] = c;
+                lrow[h] = lrow[h] * c + sum;
+                mrow[h] = mnew;
+            }
+        }
+        __syncthreads();
+#pragma unroll
+        for (int j = 0; j < DEC_ACC; j++) {
+            const int i = tid + j * DEC_THREADS;
+            if (i < nq) {
+                const int h = i / head_dim;
+                const int d = i - h * head_dim;
+                const float* sh = ss + h * DEC_TILE;
+                float a = acc[j] * corr[h];
+                for (int p = 0; p < DEC_TILE; p++) {
+                    a += sh[p] * vs[p * hdp + d];
+                }
+                acc[j] = a;
+            }
+        }
+        __syncthreads();
+    }
+    const int stride = head_dim + 2;
+#pragma unroll
+    for (int j = 0; j < DEC_ACC; j++) {
+        const int i = tid + j * DEC_THREADS;
+        if (i < nq) {
+            const int h = i / head_dim;
+            const int d = i - h * head_dim;
+            partial[(((long long) r * heads + g * kv_mul + h) * splits + split) * stride + 2 + d] = acc[j];
+        }
+    }
+    if (tid < kv_mul) {
+        float* st0 = partial + (((long long) r * heads + g * kv_mul + tid) * splits + split) * stride;
+        st0[0] = mrow[tid];
+        st0[1] = lrow[tid];
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(DEC_THREADS) attn_decode_f32(
+        const float* q, const u64* tables, const int* row_seq, const int* lens, int max_blocks, int block_tokens,
+        int head_dim, int kv_mul, int heads, int q_stride, long long k_off, long long v_off, long long token_bytes,
+        int chunk, int splits, float* partial) {
+    decode_impl<float>(q, tables, row_seq, lens, max_blocks, block_tokens, head_dim, kv_mul, heads, q_stride, k_off, v_off,
+                       token_bytes, chunk, splits, partial);
+}
+
+extern "C" __global__ void __launch_bounds__(DEC_THREADS) attn_decode_bf16(
+        const float* q, const u64* tables, const int* row_seq, const int* lens, int max_blocks, int block_tokens,
+        int head_dim, int kv_mul, int heads, int q_stride, long long k_off, long long v_off, long long token_bytes,
+        int chunk, int splits, float* partial) {
+    decode_impl<bf16>(q, tables, row_seq, lens, max_blocks, block_tokens, head_dim, kv_mul, heads, q_stride, k_off, v_off,
+                      token_bytes, chunk, splits, partial);
+}
+
+// merges the splits of attn_decode_*: out [rows][heads * headDim], fp32 or bf16; grid (heads, rows), block 128
+extern "C" __global__ void attn_combine(const float* partial, int heads, int head_dim, int splits, void* out,
+                                        int out_bf16) {
+    const int h = blockIdx.x;
+    const int r = blockIdx.y;
+    const int stride = head_dim + 2;
+    const float* base = partial + ((long long) r * heads + h) * splits * stride;
+    float m = -INFINITY;
+    for (int s = 0; s < splits; s++) {
+        m = fmaxf(m, base[s * stride]);
+    }
+    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+        float l = 0.0f;
+        float a = 0.0f;
+        for (int s = 0; s < splits; s++) {
+            const float ms = base[s * stride];
+            if (ms == -INFINITY) {
+                continue;   // a split past the sequence's end
+            }
+            const float w = expf(ms - m);
+            l += w * base[s * stride + 1];
+            a += w * base[s * stride + 2 + d];
+        }
+        const long long o = ((long long) r * heads + h) * head_dim + d;
+        if (out_bf16) {
+            ((bf16*) out)[o] = __float2bfloat16(a / l);
+        } else {
+            ((float*) out)[o] = a / l;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Causal prefill attention on tensor cores (WMMA, bf16 inputs, fp32 accumulation), flash-attention
+// style: the n new tokens of one sequence are positions [pos0, pos0 + n); their K/V are already in
+// the cache's blocks (rope_store), so query i attends the cached prefix and the new tokens alike,
+// positions [0, pos0 + i], all through the block table. Memory is linear in n: each CTA keeps a
+// 64-query tile, K/V tiles of 32 positions pass through shared memory, the running softmax is per
+// row. headDim 128, bf16 K/V. Grid (ceil(n / 64), heads), block 128 (4 warps of 16 query rows).
+// q: bf16 [rows][heads * 128] with rows a multiple of 64 (padding rows finite, results not written).
+
+#define PF_BR 64
+#define PF_BC 32
+#define PF_D 128
+#define PF_KLD (PF_D + 8)
+#define PF_PLD (PF_BC + 8)
+
+extern "C" __global__ void __launch_bounds__(128) attn_prefill_bf16(
+        const bf16* q, int n, int pos0, int heads, int kv_mul, const u64* table, int block_tokens,
+        long long k_off, long long v_off, long long token_bytes, void* out, int out_bf16) {
+    __shared__ __align__(128) bf16 ks[PF_BC * PF_KLD];
+    __shared__ __align__(128) bf16 vs[PF_BC * PF_KLD];
+    __shared__ __align__(128) float sbuf[4][16 * PF_BC];
+    __shared__ __align__(128) bf16 pbuf[4][16 * PF_PLD];
+    __shared__ float mrow[4][16];
+    __shared__ float lrow[4][16];
+    __shared__ float crow[4][16];
+
+    const int tid = threadIdx.x;
+    const int warp = tid >> 5;
+    const int lane = tid & 31;
+    const int h = blockIdx.y;
+    const int g = h / kv_mul;
+    const int qrow0 = blockIdx.x * PF_BR + warp * 16;           // this warp's first query row
+    const int tile_rows = min(n - blockIdx.x * PF_BR, PF_BR);
+    const int kend = pos0 + blockIdx.x * PF_BR + tile_rows;     // keys [0, kend) reach this CTA
+    const int ldq = heads * PF_D;
+    const float scale = rsqrtf((float) PF_D);
+
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> qa[PF_D / 16];
+#pragma unroll
+    for (int k = 0; k < PF_D / 16; k++) {
+        wmma::load_matrix_sync(qa[k], q + (long long) qrow0 * ldq + h * PF_D + k * 16, ldq);
+    }
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> o[PF_D / 16];
+#pragma unroll
+    for (int f = 0; f < PF_D / 16; f++) {
+        wmma::fill_fragment(o[f], 0.0f);
+    }
+    if (lane < 16) {
+        mrow[warp][lane] = -INFINITY;
+        lrow[warp][lane] = 0.0f;
+    }
+    float* sw = sbuf[warp];
+    bf16* pw = pbuf[warp];
+    const long long head_off = (long long) g * PF_D * 2;
+    // the row of this lane in the softmax step: two lanes a row, 16 columns each
+    const int srow = lane >> 1;
+    const int shalf = lane & 1;
+    const int qpos = pos0 + qrow0 + srow;
+
+    for (int j0 = 0; j0 < kend; j0 += PF_BC) {
+        __syncthreads();   // every warp is done with the previous tile
+        // K and V tile: 32 positions x 128 dims, 16-byte vectors, 4 + 4 per thread
+        for (int v = tid; v < PF_BC * (PF_D / 8); v += 128) {
+            const int p = v / (PF_D / 8);
+            const int c = (v - p * (PF_D / 8)) * 8;
+            const int at = j0 + p;
+            uint4 kv = make_uint4(0, 0, 0, 0);
+            uint4 vv = make_uint4(0, 0, 0, 0);
+            if (at < kend) {
+                const int b = at / block_tokens;
+                const int t = at - b * block_tokens;
+                const char* base = (const char*) table[b] + (long long) t * token_bytes + head_off + c * 2;
+                kv = *(const uint4*) (base + k_off);
+                vv = *(const uint4*) (base + v_off);
+            }
+            *(uint4*) (ks + p * PF_KLD + c) = kv;
+            *(uint4*) (vs + p * PF_KLD + c) = vv;
+        }
+        __syncthreads();
+        // S = Q K^T for this warp's 16 rows and the tile's 32 positions
+#pragma unroll
+        for (int jn = 0; jn < PF_BC / 16; jn++) {
+            wmma::fragment<wmma::accumulator, 16, 16, 16, float> s;
+            wmma::fill_fragment(s, 0.0f);
+#pragma unroll
+            for (int k = 0; k < PF_D / 16; k++) {
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> kb;
+                wmma::load_matrix_sync(kb, ks + jn * 16 * PF_KLD + k * 16, PF_KLD);
+                wmma::mma_sync(s, qa[k], kb, s);
+            }
+            wmma::store_matrix_sync(sw + jn * 16, s, PF_BC, wmma::mem_row_major);
+        }
+        __syncwarp();
+        // online softmax, row srow, columns shalf * 16 .. + 16; causal mask key <= qpos
+        {
+            float mx = -INFINITY;
+            float sv[16];
+#pragma unroll
+            for (int c = 0; c < 16; c++) {
+                const int col = shalf * 16 + c;
+                const int key = j0 + col;
+                const float x = key <= qpos && key < kend ? sw[srow * PF_BC + col] * scale : -INFINITY;
+                sv[c] = x;
+                mx = fmaxf(mx, x);
+            }
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            const float mold = mrow[warp][srow];
+            const float mnew = fmaxf(mold, mx);
+            const float base = mnew == -INFINITY ? 0.0f : mnew;
+            float sum = 0.0f;
+#pragma unroll
+            for (int c = 0; c < 16; c++) {
+                const float pv = __expf(sv[c] - base);
+                sum += pv;
+                pw[srow * PF_PLD + shalf * 16 + c] = __float2bfloat16(pv);
+            }
+            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+            const float c = __expf(mold - base);
+            __syncwarp();
+            if (shalf == 0) {
+                crow[warp][srow] = c;
+                lrow[warp][srow] = lrow[warp][srow] * c + sum;
+                mrow[warp][srow] = mnew;
+            }
+        }
+        __syncwarp();
+        // rescale O by the row corrections (through shared memory: WMMA fragments hide their rows)
+        const bool rescale = __any_sync(0xffffffffu, lane < 16 && crow[warp][lane] != 1.0f);
+        if (rescale) {
+#pragma unroll
+            for (int f = 0; f < PF_D / 16; f++) {
+                wmma::store_matrix_sync(sw, o[f], 16, wmma::mem_row_major);
+                __syncwarp();
+                for (int e = lane; e < 256; e += 32) {
+                    sw[e] *= crow[warp][e >> 4];
+                }
+                __syncwarp();
+                wmma::load_matrix_sync(o[f], sw, 16, wmma::mem_row_major);
+                __syncwarp();
+            }
+        }
+        // O += P V
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> pa[PF_BC / 16];
+#pragma unroll
+        for (int k = 0; k < PF_BC / 16; k++) {
+            wmma::load_matrix_sync(pa[k], pw + k * 16, PF_PLD);
+        }
+#pragma unroll
+        for (int f = 0; f < PF_D / 16; f++) {
+#pragma unroll
+            for (int k = 0; k < PF_BC / 16; k++) {
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> vb;
+                wmma::load_matrix_sync(vb, vs + k * 16 * PF_KLD + f * 16, PF_KLD);
+                wmma::mma_sync(o[f], pa[k], vb, o[f]);
+            }
+        }
+    }
+    __syncwarp();
+    // out = O / l, rows inside n only
+#pragma unroll
+    for (int f = 0; f < PF_D / 16; f++) {
+        wmma::store_matrix_sync(sw, o[f], 16, wmma::mem_row_major);
+        __syncwarp();
+        for (int e = lane; e < 256; e += 32) {
+            const int rr = e >> 4;
+            const int cc = e & 15;
+            const int row = qrow0 + rr;
+            if (row < n) {
+                const float v = sw[e] / lrow[warp][rr];
+                const long long oi = (long long) row * ldq + h * PF_D + f * 16 + cc;
+                if (out_bf16) {
+                    ((bf16*) out)[oi] = __float2bfloat16(v);
+                } else {
+                    ((float*) out)[oi] = v;
+                }
+            }
+        }
+        __syncwarp();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// weights: synthetic uniform values from a counter-based hash (no file), constants, conversion
+
+__device__ __forceinline__ float hash_uniform(u64 seed, u64 i) {
+    u64 z = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return (float) (z >> 40) * (2.0f / 16777216.0f) - 1.0f;   // [-1, 1)
+}
+
+extern "C" __global__ void fill_uniform_bf16(bf16* p, long long n, u64 seed, float scale) {
+    for (long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        p[i] = __float2bfloat16(hash_uniform(seed, (u64) i) * scale);
+    }
+}
+
+extern "C" __global__ void fill_uniform_f32(float* p, long long n, u64 seed, float scale) {
+    for (long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        p[i] = hash_uniform(seed, (u64) i) * scale;
+    }
+}
+
+extern "C" __global__ void fill_f32(float* p, long long n, float v) {
+    for (long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        p[i] = v;
+    }
+}
+
+extern "C" __global__ void f32_to_bf16(const float* src, bf16* dst, long long n) {
+    for (long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        dst[i] = __float2bfloat16(src[i]);
+    }
+}
