@@ -253,12 +253,15 @@ extern "C" __global__ void argmax_rows(const float* logits, int vocab, int* out)
 // [split * chunk, min(lens[r], split * chunk + chunk)), tile by tile of DEC_TILE positions through
 // shared memory, and writes its running softmax state (max, normalizer, weighted V sum) to
 // partial [rows][heads][splits][headDim + 2]; attn_combine merges the splits. Deterministic: the
-// same inputs and split give the same floats. headDim <= 128, kvMul * headDim <= 1024. Dynamic
+// same inputs and split give the same floats. headDim <= 128, kvMul * headDim <= 1024, a head's
+// vector a multiple of 16 bytes. Dynamic
 // shared memory: decode_smem_floats(headDim, kvMul) * 4 bytes.
 
 #define DEC_TILE 32
 #define DEC_THREADS 128
 #define DEC_ACC (1024 / DEC_THREADS)
+// 16-byte vectors per thread per tile: 32 positions x 128 fp32 = 1024 vectors over 128 threads
+#define DEC_VECS 8
 
 template <typename KV>
 __device__ void decode_impl(const float* q, const u64* tables, const int* row_seq, const int* lens,
@@ -303,24 +306,55 @@ __device__ void decode_impl(const float* q, const u64* tables, const int* row_se
     const int lane = tid & 31;
     __syncthreads();
 
-    for (int p0 = start; p0 < end; p0 += DEC_TILE) {
-        for (int i = tid; i < DEC_TILE * head_dim; i += DEC_THREADS) {
-            const int p = i / head_dim;
-            const int d = i - p * head_dim;
-            const int at = p0 + p;
-            float kv = 0.0f;
-            float vv = 0.0f;
-            if (at < end) {
-                const int b = at / block_tokens;
-                const int t = at - b * block_tokens;
-                const char* base = (const char*) table[b] + (long long) t * token_bytes + head_off;
-                kv = ld((const KV*) (base + k_off) + d);
-                vv = ld((const KV*) (base + v_off) + d);
+    // K/V tiles move as 16-byte vectors, the next tile's loads in flight while this one is used
+    constexpr int E = 16 / (int) sizeof(KV);
+    const int row_vecs = head_dim / E;
+    const int tile_vecs = DEC_TILE * row_vecs;
+    uint4 kr[DEC_VECS];
+    uint4 vr[DEC_VECS];
+    auto load_tile = [&](int p0) {
+#pragma unroll
+        for (int j = 0; j < DEC_VECS; j++) {
+            const int v = tid + j * DEC_THREADS;
+            kr[j] = make_uint4(0, 0, 0, 0);
+            vr[j] = make_uint4(0, 0, 0, 0);
+            if (v < tile_vecs) {
+                const int p = v / row_vecs;
+                const int at = p0 + p;
+                if (at < end) {
+                    const int b = at / block_tokens;
+                    const int t = at - b * block_tokens;
+                    const char* base = (const char*) table[b] + (long long) t * token_bytes + head_off
+                            + (v - p * row_vecs) * 16;
+                    kr[j] = *(const uint4*) (base + k_off);
+                    vr[j] = *(const uint4*) (base + v_off);
+                }
             }
-            ks[p * hdp + d] = kv;
-            vs[p * hdp + d] = vv;
+        }
+    };
+    if (start < end) {
+        load_tile(start);
+    }
+    for (int p0 = start; p0 < end; p0 += DEC_TILE) {
+#pragma unroll
+        for (int j = 0; j < DEC_VECS; j++) {
+            const int v = tid + j * DEC_THREADS;
+            if (v < tile_vecs) {
+                const int p = v / row_vecs;
+                const int d = (v - p * row_vecs) * E;
+                const KV* kx = (const KV*) &kr[j];
+                const KV* vx = (const KV*) &vr[j];
+#pragma unroll
+                for (int e = 0; e < E; e++) {
+                    ks[p * hdp + d + e] = ld(kx + e);
+                    vs[p * hdp + d + e] = ld(vx + e);
+                }
+            }
         }
         __syncthreads();
+        if (p0 + DEC_TILE < end) {
+            load_tile(p0 + DEC_TILE);
+        }
         for (int i = tid; i < kv_mul * DEC_TILE; i += DEC_THREADS) {
             const int h = i / DEC_TILE;
             const int p = i - h * DEC_TILE;
@@ -611,6 +645,209 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_bf16(
             }
         }
         __syncwarp();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The same causal prefill on mma.sync (m16n8k16, bf16 in, fp32 accumulate) with the fragment
+// layouts of the PTX ISA, so the softmax works on the accumulators in registers: S = Q K^T stays in
+// registers, becomes P (bf16) in the A-operand layout without a trip through shared memory, and
+// O's rows are rescaled in place. A warp skips a K/V tile its 16 rows cannot see (causal), and the
+// CTA stops at the last key its rows reach. Arguments, grid (ceil(n / 64), heads) and block 128 as
+// attn_prefill_bf16; K/V tiles of 64 positions.
+
+#define MM_BC 64
+#define MM_LD (PF_D + 8)
+
+__device__ __forceinline__ void mma_bf16(float* c, unsigned a0, unsigned a1, unsigned a2, unsigned a3,
+                                         unsigned b0, unsigned b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ unsigned pack_bf16(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *(unsigned*) &v;
+}
+
+__device__ __forceinline__ unsigned pair_bf16(const bf16* lo, const bf16* hi) {
+    return (unsigned) *(const unsigned short*) lo | ((unsigned) *(const unsigned short*) hi << 16);
+}
+
+extern "C" __global__ void __launch_bounds__(128) attn_prefill_mma_bf16(
+        const bf16* q, int n, int pos0, int heads, int kv_mul, const u64* table, int block_tokens,
+        long long k_off, long long v_off, long long token_bytes, void* out, int out_bf16) {
+    __shared__ __align__(16) bf16 ks[MM_BC * MM_LD];
+    __shared__ __align__(16) bf16 vs[MM_BC * MM_LD];
+
+    const int tid = threadIdx.x;
+    const int warp = tid >> 5;
+    const int lane = tid & 31;
+    const int gq = lane >> 2;          // groupID: rows gq and gq + 8 of the warp's 16
+    const int tq = lane & 3;           // threadID_in_group
+    const int h = blockIdx.y;
+    const int g = h / kv_mul;
+    const int qrow0 = blockIdx.x * PF_BR + warp * 16;
+    const int tile_rows = min(n - blockIdx.x * PF_BR, PF_BR);
+    const int kend = pos0 + blockIdx.x * PF_BR + tile_rows;
+    const int ldq = heads * PF_D;
+    const float sl2 = rsqrtf((float) PF_D) * 1.4426950408889634f;   // scale * log2(e)
+    const int qpos0 = pos0 + qrow0 + gq;   // position of row gq; row gq + 8 is qpos0 + 8
+    const int warp_last = pos0 + qrow0 + 15;
+
+    // Q as A fragments, 8 chunks of 16 dims
+    unsigned qa[PF_D / 16][4];
+    {
+        const bf16* r0 = q + (long long) (qrow0 + gq) * ldq + h * PF_D;
+        const bf16* r8 = r0 + 8LL * ldq;
+#pragma unroll
+        for (int c = 0; c < PF_D / 16; c++) {
+            qa[c][0] = *(const unsigned*) (r0 + c * 16 + 2 * tq);
+            qa[c][1] = *(const unsigned*) (r8 + c * 16 + 2 * tq);
+            qa[c][2] = *(const unsigned*) (r0 + c * 16 + 8 + 2 * tq);
+            qa[c][3] = *(const unsigned*) (r8 + c * 16 + 8 + 2 * tq);
+        }
+    }
+    float o[PF_D / 8][4];
+#pragma unroll
+    for (int i = 0; i < PF_D / 8; i++) {
+        o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+    }
+    float m0 = -INFINITY;
+    float m8 = -INFINITY;
+    float l0 = 0.0f;
+    float l8 = 0.0f;
+    const long long head_off = (long long) g * PF_D * 2;
+
+    for (int j0 = 0; j0 < kend; j0 += MM_BC) {
+        __syncthreads();
+        for (int v = tid; v < MM_BC * (PF_D / 8); v += 128) {
+            const int p = v / (PF_D / 8);
+            const int c = (v - p * (PF_D / 8)) * 8;
+            const int at = j0 + p;
+            uint4 kv = make_uint4(0, 0, 0, 0);
+            uint4 vv = make_uint4(0, 0, 0, 0);
+            if (at < kend) {
+                const int b = at / block_tokens;
+                const int t = at - b * block_tokens;
+                const char* base = (const char*) table[b] + (long long) t * token_bytes + head_off + c * 2;
+                kv = *(const uint4*) (base + k_off);
+                vv = *(const uint4*) (base + v_off);
+            }
+            *(uint4*) (ks + p * MM_LD + c) = kv;
+            *(uint4*) (vs + p * MM_LD + c) = vv;
+        }
+        __syncthreads();
+        if (j0 > warp_last) {
+            continue;   // every key of the tile is after every row of this warp
+        }
+        // S = Q K^T: 8 n-tiles of 8 keys
+        float sc[MM_BC / 8][4];
+#pragma unroll
+        for (int nt = 0; nt < MM_BC / 8; nt++) {
+            sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.0f;
+            const bf16* kr = ks + (nt * 8 + gq) * MM_LD + 2 * tq;
+#pragma unroll
+            for (int c = 0; c < PF_D / 16; c++) {
+                const unsigned b0 = *(const unsigned*) (kr + c * 16);
+                const unsigned b1 = *(const unsigned*) (kr + c * 16 + 8);
+                mma_bf16(sc[nt], qa[c][0], qa[c][1], qa[c][2], qa[c][3], b0, b1);
+            }
+        }
+        // mask, scale to log2 units, row maxima over the quad
+        float mx0 = -INFINITY;
+        float mx8 = -INFINITY;
+#pragma unroll
+        for (int nt = 0; nt < MM_BC / 8; nt++) {
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int key = j0 + nt * 8 + 2 * tq + e;
+                const float a = key <= qpos0 && key < kend ? sc[nt][e] * sl2 : -INFINITY;
+                const float b = key <= qpos0 + 8 && key < kend ? sc[nt][2 + e] * sl2 : -INFINITY;
+                sc[nt][e] = a;
+                sc[nt][2 + e] = b;
+                mx0 = fmaxf(mx0, a);
+                mx8 = fmaxf(mx8, b);
+            }
+        }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx8 = fmaxf(mx8, __shfl_xor_sync(0xffffffffu, mx8, 1));
+        mx8 = fmaxf(mx8, __shfl_xor_sync(0xffffffffu, mx8, 2));
+        const float mn0 = fmaxf(m0, mx0);
+        const float mn8 = fmaxf(m8, mx8);
+        const float base0 = mn0 == -INFINITY ? 0.0f : mn0;
+        const float base8 = mn8 == -INFINITY ? 0.0f : mn8;
+        const float c0 = exp2f(m0 - base0);
+        const float c8 = exp2f(m8 - base8);
+        m0 = mn0;
+        m8 = mn8;
+        float s0 = 0.0f;
+        float s8 = 0.0f;
+        unsigned pa[MM_BC / 16][4];
+#pragma unroll
+        for (int nt = 0; nt < MM_BC / 8; nt++) {
+            const float p0 = exp2f(sc[nt][0] - base0);
+            const float p1 = exp2f(sc[nt][1] - base0);
+            const float p2 = exp2f(sc[nt][2] - base8);
+            const float p3 = exp2f(sc[nt][3] - base8);
+            s0 += p0 + p1;
+            s8 += p2 + p3;
+            // n-tile nt is k columns (nt & 1) * 8 .. of chunk nt / 2: registers 0, 1 or 2, 3
+            pa[nt >> 1][(nt & 1) * 2] = pack_bf16(p0, p1);
+            pa[nt >> 1][(nt & 1) * 2 + 1] = pack_bf16(p2, p3);
+        }
+        l0 = l0 * c0 + s0;   // this thread's columns; the quad is summed at the end
+        l8 = l8 * c8 + s8;
+#pragma unroll
+        for (int dt = 0; dt < PF_D / 8; dt++) {
+            o[dt][0] *= c0;
+            o[dt][1] *= c0;
+            o[dt][2] *= c8;
+            o[dt][3] *= c8;
+        }
+        // O += P V: B fragment rows are keys (2 tq, 2 tq + 1, + 8), column the dim gq of the n-tile
+#pragma unroll
+        for (int kc = 0; kc < MM_BC / 16; kc++) {
+            const bf16* vr = vs + (kc * 16 + 2 * tq) * MM_LD + gq;
+#pragma unroll
+            for (int dt = 0; dt < PF_D / 8; dt++) {
+                const bf16* col = vr + dt * 8;
+                const unsigned b0 = pair_bf16(col, col + MM_LD);
+                const unsigned b1 = pair_bf16(col + 8 * MM_LD, col + 9 * MM_LD);
+                mma_bf16(o[dt], pa[kc][0], pa[kc][1], pa[kc][2], pa[kc][3], b0, b1);
+            }
+        }
+    }
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l8 += __shfl_xor_sync(0xffffffffu, l8, 1);
+    l8 += __shfl_xor_sync(0xffffffffu, l8, 2);
+    const int row0 = qrow0 + gq;
+    const int row8 = row0 + 8;
+#pragma unroll
+    for (int dt = 0; dt < PF_D / 8; dt++) {
+        const int col = h * PF_D + dt * 8 + 2 * tq;
+        if (row0 < n) {
+            const long long oi = (long long) row0 * ldq + col;
+            if (out_bf16) {
+                *(unsigned*) ((bf16*) out + oi) = pack_bf16(o[dt][0] / l0, o[dt][1] / l0);
+            } else {
+                ((float*) out)[oi] = o[dt][0] / l0;
+                ((float*) out)[oi + 1] = o[dt][1] / l0;
+            }
+        }
+        if (row8 < n) {
+            const long long oi = (long long) row8 * ldq + col;
+            if (out_bf16) {
+                *(unsigned*) ((bf16*) out + oi) = pack_bf16(o[dt][2] / l8, o[dt][3] / l8);
+            } else {
+                ((float*) out)[oi] = o[dt][2] / l8;
+                ((float*) out)[oi + 1] = o[dt][3] / l8;
+            }
+        }
     }
 }
 

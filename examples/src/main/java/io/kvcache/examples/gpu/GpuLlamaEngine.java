@@ -30,6 +30,11 @@ public final class GpuLlamaEngine implements AutoCloseable {
     private static final float RMS_EPS = 1e-5f;
     private static final int DEC_TILE = 32;
     private static final int PREFILL_ROWS = 64;
+    /**
+     * System property choosing the tensor-core prefill kernel: {@code mma} (default: mma.sync with
+     * the softmax in registers) or {@code wmma} (the WMMA version, rows rescaled through shared memory).
+     */
+    public static final String PREFILL_KERNEL_PROPERTY = "kvcache.engine.prefill";
 
     private final CudaContext context;
     private final CuLib cu = Cuda.driver();
@@ -44,6 +49,7 @@ public final class GpuLlamaEngine implements AutoCloseable {
     private final int maxBlocks;
     private final int splitTarget;
     private final boolean tensorCorePrefill;
+    private final long prefillKernel;
 
     private final long x;
     private final long xn;
@@ -105,7 +111,16 @@ public final class GpuLlamaEngine implements AutoCloseable {
         this.maxSeqs = maxSeqs;
         this.maxBlocks = maxBlocks;
         this.splitTarget = 2 * context.multiprocessors();
+        if (s.headSize() * p.bytes() % 16 != 0) {
+            throw new IllegalArgumentException("head size " + s.headSize() + " in " + p
+                    + ": the attention kernels move heads in 16-byte vectors");
+        }
         this.tensorCorePrefill = p == Precision.BF16 && s.headSize() == 128;
+        String kernel = System.getProperty(PREFILL_KERNEL_PROPERTY, "mma");
+        if (!kernel.equals("mma") && !kernel.equals("wmma")) {
+            throw new IllegalArgumentException(PREFILL_KERNEL_PROPERTY + "=" + kernel + ": expected mma or wmma");
+        }
+        this.prefillKernel = kernel.equals("wmma") ? kernels.prefillBf16 : kernels.prefillMmaBf16;
         long e = p.bytes();
         long r = maxRows;
         x = context.allocate(r * s.dim() * 4);
@@ -266,16 +281,14 @@ public final class GpuLlamaEngine implements AutoCloseable {
             rmsnorm(x, w.rmsAtt + (long) l * dim * 4, xn, rows);
             blas.project(qkv, xn, w.wqkv + (long) l * s.qkvDim() * dim * e, rows, dim, s.qkvDim(), act, false);
             long pairs = (long) rows * dim / 2;
+            // the gate covers the blocks' slots, written (this step's K/V) as well as read
+            gate.beforeAttention(l);
             k.args().i64(qkv).i32(rows).i32(dim).i32(s.kvDim()).i32(hd).i64(dFreq).i64(dPos).i64(dRowSeq)
                     .i64(dTables).i32(maxBlocks).i32(layout.blockTokens()).i64(kOff).i64(vOff).i64(tokenBytes)
                     .i32(bf16).i64(tc ? qb : 0L);
             k.launch(k.ropeStore, "rope_store", (int) ((pairs + 255) / 256), 1, 1, 256, 0);
-            gate.beforeAttention(l);
             if (tc) {
-                k.args().i64(qb).i32(rows).i32(posFrom).i32(s.heads()).i32(kvMul).i64(dTables)
-                        .i32(layout.blockTokens()).i64(kOff).i64(vOff).i64(tokenBytes).i64(att).i32(bf16);
-                k.launch(k.prefillBf16, "attn_prefill_bf16", (rows + PREFILL_ROWS - 1) / PREFILL_ROWS, s.heads(), 1,
-                        128, 0);
+                prefillAttention(rows, posFrom, kOff, vOff);
             } else {
                 splitAttention(rows, maxLen, kOff, vOff, tokenBytes, kvMul, bf16);
             }
@@ -315,6 +328,33 @@ public final class GpuLlamaEngine implements AutoCloseable {
             blas.project(x, hs, w.w2 + (long) l * dim * s.hidden() * e, rows, s.hidden(), dim, act, true);
         }
         blas.project(logits, xn, w.classifier, 1, dim, s.vocab(), act, false);
+    }
+
+    private void prefillAttention(int rows, int posFrom, long kOff, long vOff) {
+        k.args().i64(qb).i32(rows).i32(posFrom).i32(s.heads()).i32(s.heads() / s.kvHeads()).i64(dTables)
+                .i32(layout.blockTokens()).i64(kOff).i64(vOff).i64(layout.tokenLayerBytes()).i64(att).i32(1);
+        k.launch(prefillKernel, "attn_prefill", (rows + PREFILL_ROWS - 1) / PREFILL_ROWS, s.heads(), 1, 128, 0);
+    }
+
+    /**
+     * Enqueues only the tensor-core prefill attention of every layer for the last prefill chunk
+     * ({@code rows} tokens from position {@code posFrom}, the queries and block table it left in
+     * the engine's buffers): the benchmark's measure of the attention's share.
+     *
+     * @throws IllegalStateException when prefill attention does not run on tensor cores
+     */
+    public void prefillAttentionOnly(int rows, int posFrom) {
+        if (!tensorCorePrefill) {
+            throw new IllegalStateException("prefill attention runs on tensor cores only in bf16 with head size 128");
+        }
+        if (rows < 1 || rows > maxRows) {
+            throw new IllegalArgumentException("rows " + rows + " outside [1, " + maxRows + "]");
+        }
+        context.makeCurrent();
+        for (int l = 0; l < s.layers(); l++) {
+            prefillAttention(rows, posFrom, BlockLayoutDescriptor.tokenOffset(layout, l, BlockLayoutDescriptor.K, 0),
+                    BlockLayoutDescriptor.tokenOffset(layout, l, BlockLayoutDescriptor.V, 0));
+        }
     }
 
     private void splitAttention(int rows, int maxLen, long kOff, long vOff, long tokenBytes, int kvMul, int bf16) {

@@ -4,7 +4,8 @@ import io.kvcache.core.ResidencyHandle;
 import java.util.List;
 
 /**
- * What a forward pass waits for before layer {@code l}'s attention reads K/V from the cache: the
+ * What a forward pass waits for before layer {@code l} touches the cache's blocks (stores this
+ * step's K/V into them, then attends over them): the
  * hook through which a restore overlaps compute. A gate backed by per-layer completion lets layer 0
  * run while later layers are still being copied in; {@link #wholeBlocks} waits for whole blocks
  * before the first layer, which is what the cache offers today. The engine calls the gate from the
@@ -18,7 +19,7 @@ public interface LayerGate {
     LayerGate NONE = layer -> { };
 
     /**
-     * Returns when layer {@code layer}'s K/V of every block the step reads may be read.
+     * Returns when layer {@code layer}'s K/V of every block the step uses may be read and written.
      *
      * @throws io.kvcache.core.BlockLostException if a block the step needs was lost
      */

@@ -143,7 +143,7 @@ class GpuEngineGpuTest {
             double agreement = agree / (double) cpuLogits.length;
             System.out.printf("bf16 teacher-forced over the fp32 tokens: logits within %.3g relative of fp32,"
                     + " top-1 agreement %d/%d = %.4f%n", rel, agree, cpuLogits.length, agreement);
-            assertTrue(rel < 0.1, "bf16 logits within 0.1 relative of fp32: " + rel);
+            assertTrue(rel < 0.15, "bf16 logits within 0.15 relative of fp32: " + rel);
             assertTrue(agreement >= 0.9, "bf16 top-1 agrees with fp32 on at least 90% of positions: " + agreement);
         }
     }

@@ -150,13 +150,15 @@ public final class GpuEngineBenchmark {
         engine.prefill(tokens, 0, Math.min(1024, tokens.length), 0, table(tier, 0, max(sizes) / BT + 1), LayerGate.NONE);
         line("## Prefill (attention on tensor cores: %s)", engine.tensorCorePrefill());
         line("");
-        line("| tokens | ms | tokens/s | TFLOP/s (all) | projections alone: ms, TFLOP/s | achieved / projections ceiling |"
-                + " attention share of FLOPs |");
-        line("|---:|---:|---:|---:|---:|---:|---:|");
+        line("| tokens | ms | tokens/s | TFLOP/s (all) | projections alone: ms, TFLOP/s | attention alone: ms, TFLOP/s |"
+                + " rest ms | achieved / projections ceiling | attention share of FLOPs |");
+        line("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for (int n : sizes) {
             long[] table = table(tier, 0, n / BT + 1);
             double[] t = new double[reps];
             double[] g = new double[reps];
+            double[] at = new double[reps];
+            boolean oneChunk = n <= 32768;
             for (int r = 0; r < reps; r++) {
                 long a = System.nanoTime();
                 engine.prefill(tokens, 0, n, 0, table, LayerGate.NONE);
@@ -168,15 +170,23 @@ public final class GpuEngineBenchmark {
                 }
                 engine.synchronize();
                 g[r] = (System.nanoTime() - a) / 1e9;
+                if (oneChunk && engine.tensorCorePrefill()) {
+                    a = System.nanoTime();
+                    engine.prefillAttentionOnly(n, 0);
+                    engine.synchronize();
+                    at[r] = (System.nanoTime() - a) / 1e9;
+                }
             }
             double time = median(t);
             double gemm = median(g);
+            double attn = median(at);
             double linear = 2.0 * n * (s.matmulParams() - (long) s.vocab() * s.dim()) + 2.0 * s.vocab() * s.dim();
             double attention = 4.0 * s.dim() * s.layers() * ((double) n * (n + 1) / 2);
             double achieved = (linear + attention) / time;
             double ceiling = linear / gemm;
-            line("| %d | %.1f | %.0f | %.0f | %.1f, %.0f | %.2f | %.2f |", n, time * 1e3, n / time, achieved / 1e12,
-                    gemm * 1e3, ceiling / 1e12, achieved / ceiling, attention / (linear + attention));
+            line("| %d | %.1f | %.0f | %.0f | %.1f, %.0f | %.1f, %.0f | %.1f | %.2f | %.2f |", n, time * 1e3, n / time,
+                    achieved / 1e12, gemm * 1e3, ceiling / 1e12, attn * 1e3, attn > 0 ? attention / attn / 1e12 : 0,
+                    (time - gemm - attn) * 1e3, achieved / ceiling, attention / (linear + attention));
         }
         line("");
     }
