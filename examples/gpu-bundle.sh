@@ -59,7 +59,8 @@ cat > "$b/demo.sh" <<'RUN'
 # Runs the demo with the bundled runtime; arguments go to the demo.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-exec "$here/runtime/bin/java" --sun-misc-unsafe-memory-access=allow -jar "$here/long-context-demo.jar" "$@"
+exec "$here/runtime/bin/java" --sun-misc-unsafe-memory-access=allow --enable-native-access=ALL-UNNAMED \
+  $(cat "$here/jvm-flags") -cp "$here/ptx:$here/long-context-demo.jar" io.kvcache.examples.demo.LongContextDemo "$@"
 RUN
 cat > "$b/gpu-tests.sh" <<'RUN'
 #!/usr/bin/env bash

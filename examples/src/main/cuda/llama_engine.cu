@@ -652,9 +652,12 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_bf16(
 // The same causal prefill on mma.sync (m16n8k16, bf16 in, fp32 accumulate) with the fragment
 // layouts of the PTX ISA, so the softmax works on the accumulators in registers: S = Q K^T stays in
 // registers, becomes P (bf16) in the A-operand layout without a trip through shared memory, and
-// O's rows are rescaled in place. A warp skips a K/V tile its 16 rows cannot see (causal), and the
-// CTA stops at the last key its rows reach. Arguments, grid (ceil(n / 64), heads) and block 128 as
-// attn_prefill_bf16; K/V tiles of 64 positions.
+// O's rows are rescaled in place. K/V tiles of 64 positions come straight from the blocks by
+// cp.async, two stages deep (the next tile loads while this one is used), and are read with
+// ldmatrix (.trans for V). A warp skips a tile its 16 rows cannot see (causal), the CTA stops at
+// the last key its rows reach, and the CTAs of the longest rows start first. Arguments, grid
+// (ceil(n / 64), heads) and block 128 as attn_prefill_bf16; dynamic shared memory MM_SMEM bytes
+// (69632), above the default 48 KiB limit: the host raises it for the function.
 
 #define MM_BC 64
 #define MM_LD (PF_D + 8)
@@ -672,15 +675,33 @@ __device__ __forceinline__ unsigned pack_bf16(float lo, float hi) {
     return *(unsigned*) &v;
 }
 
-__device__ __forceinline__ unsigned pair_bf16(const bf16* lo, const bf16* hi) {
-    return (unsigned) *(const unsigned short*) lo | ((unsigned) *(const unsigned short*) hi << 16);
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int bytes) {
+    const unsigned d = (unsigned) __cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(gmem), "r"(bytes));
 }
+
+__device__ __forceinline__ void ldsm_x4(unsigned* r, const void* smem) {
+    const unsigned a = (unsigned) __cvta_generic_to_shared(smem);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+
+__device__ __forceinline__ void ldsm_x4_trans(unsigned* r, const void* smem) {
+    const unsigned a = (unsigned) __cvta_generic_to_shared(smem);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+
+// dynamic shared memory: MM_SMEM bytes, two stages of K and V tiles
+#define MM_STAGE (2 * MM_BC * MM_LD)
+#define MM_SMEM (2 * MM_STAGE * 2)
 
 extern "C" __global__ void __launch_bounds__(128) attn_prefill_mma_bf16(
         const bf16* q, int n, int pos0, int heads, int kv_mul, const u64* table, int block_tokens,
         long long k_off, long long v_off, long long token_bytes, void* out, int out_bf16) {
-    __shared__ __align__(16) bf16 ks[MM_BC * MM_LD];
-    __shared__ __align__(16) bf16 vs[MM_BC * MM_LD];
+    extern __shared__ __align__(16) bf16 smem[];
 
     const int tid = threadIdx.x;
     const int warp = tid >> 5;
@@ -689,13 +710,38 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_mma_bf16(
     const int tq = lane & 3;           // threadID_in_group
     const int h = blockIdx.y;
     const int g = h / kv_mul;
-    const int qrow0 = blockIdx.x * PF_BR + warp * 16;
-    const int tile_rows = min(n - blockIdx.x * PF_BR, PF_BR);
-    const int kend = pos0 + blockIdx.x * PF_BR + tile_rows;
+    const int qtile = gridDim.x - 1 - blockIdx.x;   // the longest rows first: a shorter tail
+    const int qrow0 = qtile * PF_BR + warp * 16;
+    const int tile_rows = min(n - qtile * PF_BR, PF_BR);
+    const int kend = pos0 + qtile * PF_BR + tile_rows;
+    const int tiles = (kend + MM_BC - 1) / MM_BC;
     const int ldq = heads * PF_D;
     const float sl2 = rsqrtf((float) PF_D) * 1.4426950408889634f;   // scale * log2(e)
     const int qpos0 = pos0 + qrow0 + gq;   // position of row gq; row gq + 8 is qpos0 + 8
     const int warp_last = pos0 + qrow0 + 15;
+    const long long head_off = (long long) g * PF_D * 2;
+
+    // K/V tile j into stage st, straight from the blocks by cp.async (positions past kend zero-filled)
+    auto issue = [&](int j, int st) {
+        bf16* ks = smem + st * MM_STAGE;
+        bf16* vs = ks + MM_BC * MM_LD;
+        const int j0 = j * MM_BC;
+#pragma unroll
+        for (int i = 0; i < MM_BC * (PF_D / 8) / 128; i++) {
+            const int v = tid + i * 128;
+            const int p = v / (PF_D / 8);
+            const int c = (v - p * (PF_D / 8)) * 8;
+            const int at = j0 + p;
+            const bool in = at < kend;
+            const int b = (in ? at : 0) / block_tokens;
+            const int t = (in ? at : 0) - b * block_tokens;
+            const char* base = (const char*) table[b] + (long long) t * token_bytes + head_off + c * 2;
+            cp_async16(ks + p * MM_LD + c, base + k_off, in ? 16 : 0);
+            cp_async16(vs + p * MM_LD + c, base + v_off, in ? 16 : 0);
+        }
+        asm volatile("cp.async.commit_group;\n" ::);
+    };
+    issue(0, 0);
 
     // Q as A fragments, 8 chunks of 16 dims
     unsigned qa[PF_D / 16][4];
@@ -719,107 +765,101 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_mma_bf16(
     float m8 = -INFINITY;
     float l0 = 0.0f;
     float l8 = 0.0f;
-    const long long head_off = (long long) g * PF_D * 2;
+    // ldmatrix row addresses of this lane: matrix lane / 8, row lane % 8
+    const int lm = lane >> 3;
+    const int lr = lane & 7;
 
-    for (int j0 = 0; j0 < kend; j0 += MM_BC) {
-        __syncthreads();
-        for (int v = tid; v < MM_BC * (PF_D / 8); v += 128) {
-            const int p = v / (PF_D / 8);
-            const int c = (v - p * (PF_D / 8)) * 8;
-            const int at = j0 + p;
-            uint4 kv = make_uint4(0, 0, 0, 0);
-            uint4 vv = make_uint4(0, 0, 0, 0);
-            if (at < kend) {
-                const int b = at / block_tokens;
-                const int t = at - b * block_tokens;
-                const char* base = (const char*) table[b] + (long long) t * token_bytes + head_off + c * 2;
-                kv = *(const uint4*) (base + k_off);
-                vv = *(const uint4*) (base + v_off);
-            }
-            *(uint4*) (ks + p * MM_LD + c) = kv;
-            *(uint4*) (vs + p * MM_LD + c) = vv;
+    for (int j = 0; j < tiles; j++) {
+        if (j + 1 < tiles) {
+            issue(j + 1, (j + 1) & 1);
+            asm volatile("cp.async.wait_group 1;\n" ::);
+        } else {
+            asm volatile("cp.async.wait_group 0;\n" ::);
         }
         __syncthreads();
-        if (j0 > warp_last) {
-            continue;   // every key of the tile is after every row of this warp
-        }
-        // S = Q K^T: 8 n-tiles of 8 keys
-        float sc[MM_BC / 8][4];
+        const int j0 = j * MM_BC;
+        if (j0 <= warp_last) {   // else every key of the tile is after every row of this warp
+            const bf16* ks = smem + (j & 1) * MM_STAGE;
+            const bf16* vs = ks + MM_BC * MM_LD;
+            // S = Q K^T: 8 n-tiles of 8 keys; one ldmatrix.x4 gives the B fragments of two dim chunks
+            float sc[MM_BC / 8][4];
 #pragma unroll
-        for (int nt = 0; nt < MM_BC / 8; nt++) {
-            sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.0f;
-            const bf16* kr = ks + (nt * 8 + gq) * MM_LD + 2 * tq;
+            for (int nt = 0; nt < MM_BC / 8; nt++) {
+                sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.0f;
+                const bf16* kr = ks + (nt * 8 + lr) * MM_LD + lm * 8;
 #pragma unroll
-            for (int c = 0; c < PF_D / 16; c++) {
-                const unsigned b0 = *(const unsigned*) (kr + c * 16);
-                const unsigned b1 = *(const unsigned*) (kr + c * 16 + 8);
-                mma_bf16(sc[nt], qa[c][0], qa[c][1], qa[c][2], qa[c][3], b0, b1);
+                for (int c = 0; c < PF_D / 16; c += 2) {
+                    unsigned b[4];
+                    ldsm_x4(b, kr + c * 16);
+                    mma_bf16(sc[nt], qa[c][0], qa[c][1], qa[c][2], qa[c][3], b[0], b[1]);
+                    mma_bf16(sc[nt], qa[c + 1][0], qa[c + 1][1], qa[c + 1][2], qa[c + 1][3], b[2], b[3]);
+                }
             }
-        }
-        // mask, scale to log2 units, row maxima over the quad
-        float mx0 = -INFINITY;
-        float mx8 = -INFINITY;
+            float mx0 = -INFINITY;
+            float mx8 = -INFINITY;
 #pragma unroll
-        for (int nt = 0; nt < MM_BC / 8; nt++) {
+            for (int nt = 0; nt < MM_BC / 8; nt++) {
 #pragma unroll
-            for (int e = 0; e < 2; e++) {
-                const int key = j0 + nt * 8 + 2 * tq + e;
-                const float a = key <= qpos0 && key < kend ? sc[nt][e] * sl2 : -INFINITY;
-                const float b = key <= qpos0 + 8 && key < kend ? sc[nt][2 + e] * sl2 : -INFINITY;
-                sc[nt][e] = a;
-                sc[nt][2 + e] = b;
-                mx0 = fmaxf(mx0, a);
-                mx8 = fmaxf(mx8, b);
+                for (int e = 0; e < 2; e++) {
+                    const int key = j0 + nt * 8 + 2 * tq + e;
+                    const float a = key <= qpos0 && key < kend ? sc[nt][e] * sl2 : -INFINITY;
+                    const float bb = key <= qpos0 + 8 && key < kend ? sc[nt][2 + e] * sl2 : -INFINITY;
+                    sc[nt][e] = a;
+                    sc[nt][2 + e] = bb;
+                    mx0 = fmaxf(mx0, a);
+                    mx8 = fmaxf(mx8, bb);
+                }
             }
-        }
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-        mx8 = fmaxf(mx8, __shfl_xor_sync(0xffffffffu, mx8, 1));
-        mx8 = fmaxf(mx8, __shfl_xor_sync(0xffffffffu, mx8, 2));
-        const float mn0 = fmaxf(m0, mx0);
-        const float mn8 = fmaxf(m8, mx8);
-        const float base0 = mn0 == -INFINITY ? 0.0f : mn0;
-        const float base8 = mn8 == -INFINITY ? 0.0f : mn8;
-        const float c0 = exp2f(m0 - base0);
-        const float c8 = exp2f(m8 - base8);
-        m0 = mn0;
-        m8 = mn8;
-        float s0 = 0.0f;
-        float s8 = 0.0f;
-        unsigned pa[MM_BC / 16][4];
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+            mx8 = fmaxf(mx8, __shfl_xor_sync(0xffffffffu, mx8, 1));
+            mx8 = fmaxf(mx8, __shfl_xor_sync(0xffffffffu, mx8, 2));
+            const float mn0 = fmaxf(m0, mx0);
+            const float mn8 = fmaxf(m8, mx8);
+            const float base0 = mn0 == -INFINITY ? 0.0f : mn0;
+            const float base8 = mn8 == -INFINITY ? 0.0f : mn8;
+            const float c0 = exp2f(m0 - base0);
+            const float c8 = exp2f(m8 - base8);
+            m0 = mn0;
+            m8 = mn8;
+            float s0 = 0.0f;
+            float s8 = 0.0f;
+            unsigned pa[MM_BC / 16][4];
 #pragma unroll
-        for (int nt = 0; nt < MM_BC / 8; nt++) {
-            const float p0 = exp2f(sc[nt][0] - base0);
-            const float p1 = exp2f(sc[nt][1] - base0);
-            const float p2 = exp2f(sc[nt][2] - base8);
-            const float p3 = exp2f(sc[nt][3] - base8);
-            s0 += p0 + p1;
-            s8 += p2 + p3;
-            // n-tile nt is k columns (nt & 1) * 8 .. of chunk nt / 2: registers 0, 1 or 2, 3
-            pa[nt >> 1][(nt & 1) * 2] = pack_bf16(p0, p1);
-            pa[nt >> 1][(nt & 1) * 2 + 1] = pack_bf16(p2, p3);
-        }
-        l0 = l0 * c0 + s0;   // this thread's columns; the quad is summed at the end
-        l8 = l8 * c8 + s8;
-#pragma unroll
-        for (int dt = 0; dt < PF_D / 8; dt++) {
-            o[dt][0] *= c0;
-            o[dt][1] *= c0;
-            o[dt][2] *= c8;
-            o[dt][3] *= c8;
-        }
-        // O += P V: B fragment rows are keys (2 tq, 2 tq + 1, + 8), column the dim gq of the n-tile
-#pragma unroll
-        for (int kc = 0; kc < MM_BC / 16; kc++) {
-            const bf16* vr = vs + (kc * 16 + 2 * tq) * MM_LD + gq;
+            for (int nt = 0; nt < MM_BC / 8; nt++) {
+                const float p0 = exp2f(sc[nt][0] - base0);
+                const float p1 = exp2f(sc[nt][1] - base0);
+                const float p2 = exp2f(sc[nt][2] - base8);
+                const float p3 = exp2f(sc[nt][3] - base8);
+                s0 += p0 + p1;
+                s8 += p2 + p3;
+                // n-tile nt is k columns (nt & 1) * 8 .. of chunk nt / 2: registers 0, 1 or 2, 3
+                pa[nt >> 1][(nt & 1) * 2] = pack_bf16(p0, p1);
+                pa[nt >> 1][(nt & 1) * 2 + 1] = pack_bf16(p2, p3);
+            }
+            l0 = l0 * c0 + s0;   // this thread's columns; the quad is summed at the end
+            l8 = l8 * c8 + s8;
 #pragma unroll
             for (int dt = 0; dt < PF_D / 8; dt++) {
-                const bf16* col = vr + dt * 8;
-                const unsigned b0 = pair_bf16(col, col + MM_LD);
-                const unsigned b1 = pair_bf16(col + 8 * MM_LD, col + 9 * MM_LD);
-                mma_bf16(o[dt], pa[kc][0], pa[kc][1], pa[kc][2], pa[kc][3], b0, b1);
+                o[dt][0] *= c0;
+                o[dt][1] *= c0;
+                o[dt][2] *= c8;
+                o[dt][3] *= c8;
+            }
+            // O += P V: ldmatrix.trans of V (rows are keys) gives the B fragments of two dim tiles
+#pragma unroll
+            for (int kc = 0; kc < MM_BC / 16; kc++) {
+                const bf16* vr = vs + (kc * 16 + (lm & 1) * 8 + lr) * MM_LD + (lm >> 1) * 8;
+#pragma unroll
+                for (int dt = 0; dt < PF_D / 8; dt += 2) {
+                    unsigned b[4];
+                    ldsm_x4_trans(b, vr + dt * 8);
+                    mma_bf16(o[dt], pa[kc][0], pa[kc][1], pa[kc][2], pa[kc][3], b[0], b[1]);
+                    mma_bf16(o[dt + 1], pa[kc][0], pa[kc][1], pa[kc][2], pa[kc][3], b[2], b[3]);
+                }
             }
         }
+        __syncthreads();   // the next issue overwrites this stage
     }
     l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
     l0 += __shfl_xor_sync(0xffffffffu, l0, 2);

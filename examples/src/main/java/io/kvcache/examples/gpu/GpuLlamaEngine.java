@@ -30,6 +30,8 @@ public final class GpuLlamaEngine implements AutoCloseable {
     private static final float RMS_EPS = 1e-5f;
     private static final int DEC_TILE = 32;
     private static final int PREFILL_ROWS = 64;
+    /** Two stages of 64-position K and V tiles of head size 128 (+8 padding), bf16: MM_SMEM of the kernel. */
+    private static final int MMA_PREFILL_SHARED_BYTES = 2 * 2 * 64 * (128 + 8) * 2;
     /**
      * System property choosing the tensor-core prefill kernel: {@code mma} (default: mma.sync with
      * the softmax in registers) or {@code wmma} (the WMMA version, rows rescaled through shared memory).
@@ -50,6 +52,7 @@ public final class GpuLlamaEngine implements AutoCloseable {
     private final int splitTarget;
     private final boolean tensorCorePrefill;
     private final long prefillKernel;
+    private final int prefillSharedBytes;
 
     private final long x;
     private final long xn;
@@ -121,6 +124,12 @@ public final class GpuLlamaEngine implements AutoCloseable {
             throw new IllegalArgumentException(PREFILL_KERNEL_PROPERTY + "=" + kernel + ": expected mma or wmma");
         }
         this.prefillKernel = kernel.equals("wmma") ? kernels.prefillBf16 : kernels.prefillMmaBf16;
+        this.prefillSharedBytes = kernel.equals("wmma") ? 0 : MMA_PREFILL_SHARED_BYTES;
+        if (prefillSharedBytes > 0) {
+            context.makeCurrent();
+            context.check(cu.cuFuncSetAttribute(prefillKernel, CuLib.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    prefillSharedBytes), "cuFuncSetAttribute(attn_prefill_mma_bf16, max dynamic shared memory)");
+        }
         long e = p.bytes();
         long r = maxRows;
         x = context.allocate(r * s.dim() * 4);
@@ -333,7 +342,8 @@ public final class GpuLlamaEngine implements AutoCloseable {
     private void prefillAttention(int rows, int posFrom, long kOff, long vOff) {
         k.args().i64(qb).i32(rows).i32(posFrom).i32(s.heads()).i32(s.heads() / s.kvHeads()).i64(dTables)
                 .i32(layout.blockTokens()).i64(kOff).i64(vOff).i64(layout.tokenLayerBytes()).i64(att).i32(1);
-        k.launch(prefillKernel, "attn_prefill", (rows + PREFILL_ROWS - 1) / PREFILL_ROWS, s.heads(), 1, 128, 0);
+        k.launch(prefillKernel, "attn_prefill", (rows + PREFILL_ROWS - 1) / PREFILL_ROWS, s.heads(), 1, 128,
+                prefillSharedBytes);
     }
 
     /**
