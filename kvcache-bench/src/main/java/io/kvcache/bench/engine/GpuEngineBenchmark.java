@@ -108,8 +108,8 @@ public final class GpuEngineBenchmark {
             long t0 = System.nanoTime();
             KvLayout layout = new KvLayout(shape.layers(), shape.kvHeads(), shape.headSize(), Precision.BF16.kvType(), BT);
             int maxPrefill = Math.max(max(prefill), max(restore) + 1);
-            int maxRows = Math.min(maxPrefill, 32768);
             int maxSeqs = Math.max(1, max(batches));
+            int maxRows = Math.max(Math.min(maxPrefill, 32768), maxSeqs);
             int perSeq = context / BT + 1;
             int maxBlocks = Math.max(maxPrefill / BT + 1, perSeq);
             try (GpuWeights w = GpuWeights.synthetic(ctx, k, shape, Precision.BF16, 42);
