@@ -9,10 +9,6 @@
 // Rebuild the PTX resource with examples/build-ptx.sh (compute_90).
 
 #include <cuda_bf16.h>
-#include <mma.h>
-
-using namespace nvcuda;
-
 typedef unsigned long long u64;
 typedef __nv_bfloat16 bf16;
 
@@ -468,196 +464,25 @@ extern "C" __global__ void attn_combine(const float* partial, int heads, int hea
 }
 
 // ---------------------------------------------------------------------------------------------
-// Causal prefill attention on tensor cores (WMMA, bf16 inputs, fp32 accumulation), flash-attention
-// style: the n new tokens of one sequence are positions [pos0, pos0 + n); their K/V are already in
-// the cache's blocks (rope_store), so query i attends the cached prefix and the new tokens alike,
-// positions [0, pos0 + i], all through the block table. Memory is linear in n: each CTA keeps a
-// 64-query tile, K/V tiles of 32 positions pass through shared memory, the running softmax is per
-// row. headDim 128, bf16 K/V. Grid (ceil(n / 64), heads), block 128 (4 warps of 16 query rows).
-// q: bf16 [rows][heads * 128] with rows a multiple of 64 (padding rows finite, results not written).
-
-#define PF_BR 64
-#define PF_BC 32
-#define PF_D 128
-#define PF_KLD (PF_D + 8)
-#define PF_PLD (PF_BC + 8)
-
-extern "C" __global__ void __launch_bounds__(128) attn_prefill_bf16(
-        const bf16* q, int n, int pos0, int heads, int kv_mul, const u64* table, int block_tokens,
-        long long k_off, long long v_off, long long token_bytes, void* out, int out_bf16) {
-    __shared__ __align__(128) bf16 ks[PF_BC * PF_KLD];
-    __shared__ __align__(128) bf16 vs[PF_BC * PF_KLD];
-    __shared__ __align__(128) float sbuf[4][16 * PF_BC];
-    __shared__ __align__(128) bf16 pbuf[4][16 * PF_PLD];
-    __shared__ float mrow[4][16];
-    __shared__ float lrow[4][16];
-    __shared__ float crow[4][16];
-
-    const int tid = threadIdx.x;
-    const int warp = tid >> 5;
-    const int lane = tid & 31;
-    const int h = blockIdx.y;
-    const int g = h / kv_mul;
-    const int qrow0 = blockIdx.x * PF_BR + warp * 16;           // this warp's first query row
-    const int tile_rows = min(n - blockIdx.x * PF_BR, PF_BR);
-    const int kend = pos0 + blockIdx.x * PF_BR + tile_rows;     // keys [0, kend) reach this CTA
-    const int ldq = heads * PF_D;
-    const float scale = rsqrtf((float) PF_D);
-
-    wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> qa[PF_D / 16];
-#pragma unroll
-    for (int k = 0; k < PF_D / 16; k++) {
-        wmma::load_matrix_sync(qa[k], q + (long long) qrow0 * ldq + h * PF_D + k * 16, ldq);
-    }
-    wmma::fragment<wmma::accumulator, 16, 16, 16, float> o[PF_D / 16];
-#pragma unroll
-    for (int f = 0; f < PF_D / 16; f++) {
-        wmma::fill_fragment(o[f], 0.0f);
-    }
-    if (lane < 16) {
-        mrow[warp][lane] = -INFINITY;
-        lrow[warp][lane] = 0.0f;
-    }
-    float* sw = sbuf[warp];
-    bf16* pw = pbuf[warp];
-    const long long head_off = (long long) g * PF_D * 2;
-    // the row of this lane in the softmax step: two lanes a row, 16 columns each
-    const int srow = lane >> 1;
-    const int shalf = lane & 1;
-    const int qpos = pos0 + qrow0 + srow;
-
-    for (int j0 = 0; j0 < kend; j0 += PF_BC) {
-        __syncthreads();   // every warp is done with the previous tile
-        // K and V tile: 32 positions x 128 dims, 16-byte vectors, 4 + 4 per thread
-        for (int v = tid; v < PF_BC * (PF_D / 8); v += 128) {
-            const int p = v / (PF_D / 8);
-            const int c = (v - p * (PF_D / 8)) * 8;
-            const int at = j0 + p;
-            uint4 kv = make_uint4(0, 0, 0, 0);
-            uint4 vv = make_uint4(0, 0, 0, 0);
-            if (at < kend) {
-                const int b = at / block_tokens;
-                const int t = at - b * block_tokens;
-                const char* base = (const char*) table[b] + (long long) t * token_bytes + head_off + c * 2;
-                kv = *(const uint4*) (base + k_off);
-                vv = *(const uint4*) (base + v_off);
-            }
-            *(uint4*) (ks + p * PF_KLD + c) = kv;
-            *(uint4*) (vs + p * PF_KLD + c) = vv;
-        }
-        __syncthreads();
-        // S = Q K^T for this warp's 16 rows and the tile's 32 positions
-#pragma unroll
-        for (int jn = 0; jn < PF_BC / 16; jn++) {
-            wmma::fragment<wmma::accumulator, 16, 16, 16, float> s;
-            wmma::fill_fragment(s, 0.0f);
-#pragma unroll
-            for (int k = 0; k < PF_D / 16; k++) {
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> kb;
-                wmma::load_matrix_sync(kb, ks + jn * 16 * PF_KLD + k * 16, PF_KLD);
-                wmma::mma_sync(s, qa[k], kb, s);
-            }
-            wmma::store_matrix_sync(sw + jn * 16, s, PF_BC, wmma::mem_row_major);
-        }
-        __syncwarp();
-        // online softmax, row srow, columns shalf * 16 .. + 16; causal mask key <= qpos
-        {
-            float mx = -INFINITY;
-            float sv[16];
-#pragma unroll
-            for (int c = 0; c < 16; c++) {
-                const int col = shalf * 16 + c;
-                const int key = j0 + col;
-                const float x = key <= qpos && key < kend ? sw[srow * PF_BC + col] * scale : -INFINITY;
-                sv[c] = x;
-                mx = fmaxf(mx, x);
-            }
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-            const float mold = mrow[warp][srow];
-            const float mnew = fmaxf(mold, mx);
-            const float base = mnew == -INFINITY ? 0.0f : mnew;
-            float sum = 0.0f;
-#pragma unroll
-            for (int c = 0; c < 16; c++) {
-                const float pv = __expf(sv[c] - base);
-                sum += pv;
-                pw[srow * PF_PLD + shalf * 16 + c] = __float2bfloat16(pv);
-            }
-            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-            const float c = __expf(mold - base);
-            __syncwarp();
-            if (shalf == 0) {
-                crow[warp][srow] = c;
-                lrow[warp][srow] = lrow[warp][srow] * c + sum;
-                mrow[warp][srow] = mnew;
-            }
-        }
-        __syncwarp();
-        // rescale O by the row corrections (through shared memory: WMMA fragments hide their rows)
-        const bool rescale = __any_sync(0xffffffffu, lane < 16 && crow[warp][lane] != 1.0f);
-        if (rescale) {
-#pragma unroll
-            for (int f = 0; f < PF_D / 16; f++) {
-                wmma::store_matrix_sync(sw, o[f], 16, wmma::mem_row_major);
-                __syncwarp();
-                for (int e = lane; e < 256; e += 32) {
-                    sw[e] *= crow[warp][e >> 4];
-                }
-                __syncwarp();
-                wmma::load_matrix_sync(o[f], sw, 16, wmma::mem_row_major);
-                __syncwarp();
-            }
-        }
-        // O += P V
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> pa[PF_BC / 16];
-#pragma unroll
-        for (int k = 0; k < PF_BC / 16; k++) {
-            wmma::load_matrix_sync(pa[k], pw + k * 16, PF_PLD);
-        }
-#pragma unroll
-        for (int f = 0; f < PF_D / 16; f++) {
-#pragma unroll
-            for (int k = 0; k < PF_BC / 16; k++) {
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> vb;
-                wmma::load_matrix_sync(vb, vs + k * 16 * PF_KLD + f * 16, PF_KLD);
-                wmma::mma_sync(o[f], pa[k], vb, o[f]);
-            }
-        }
-    }
-    __syncwarp();
-    // out = O / l, rows inside n only
-#pragma unroll
-    for (int f = 0; f < PF_D / 16; f++) {
-        wmma::store_matrix_sync(sw, o[f], 16, wmma::mem_row_major);
-        __syncwarp();
-        for (int e = lane; e < 256; e += 32) {
-            const int rr = e >> 4;
-            const int cc = e & 15;
-            const int row = qrow0 + rr;
-            if (row < n) {
-                const float v = sw[e] / lrow[warp][rr];
-                const long long oi = (long long) row * ldq + h * PF_D + f * 16 + cc;
-                if (out_bf16) {
-                    ((bf16*) out)[oi] = __float2bfloat16(v);
-                } else {
-                    ((float*) out)[oi] = v;
-                }
-            }
-        }
-        __syncwarp();
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The same causal prefill on mma.sync (m16n8k16, bf16 in, fp32 accumulate) with the fragment
-// layouts of the PTX ISA, so the softmax works on the accumulators in registers: S = Q K^T stays in
+// Causal prefill attention on tensor cores, flash-attention style: the n new tokens of one
+// sequence are positions [pos0, pos0 + n); their K/V are already in the cache's blocks
+// (rope_store), so query i attends the cached prefix and the new tokens alike, positions
+// [0, pos0 + i], all through the block table. Memory is linear in n: each CTA keeps a 64-query
+// tile, K/V tiles pass through shared memory, the running softmax is per row. headDim 128, bf16
+// K/V. Grid (ceil(n / 64), heads), block 128 (4 warps of 16 query rows). q: bf16 [rows][heads * 128]
+// with rows a multiple of 64 (padding rows finite, results not written).
+//
+// mma.sync (m16n8k16, bf16 in, fp32 accumulate) with the fragment layouts of the PTX ISA, so the
+// softmax works on the accumulators in registers: S = Q K^T stays in
 // registers, becomes P (bf16) in the A-operand layout without a trip through shared memory, and
 // O's rows are rescaled in place. K/V tiles of 64 positions come straight from the blocks by
 // cp.async, two stages deep (the next tile loads while this one is used), and are read with
 // ldmatrix (.trans for V). A warp skips a tile its 16 rows cannot see (causal), the CTA stops at
-// the last key its rows reach, and the CTAs of the longest rows start first. Arguments, grid
-// (ceil(n / 64), heads) and block 128 as attn_prefill_bf16; dynamic shared memory MM_SMEM bytes
-// (69632), above the default 48 KiB limit: the host raises it for the function.
+// the last key its rows reach, and the CTAs of the longest rows start first. Dynamic shared memory
+// MM_SMEM bytes (69632), above the default 48 KiB limit: the host raises it for the function.
+
+#define PF_BR 64
+#define PF_D 128
 
 #define MM_BC 64
 #define MM_LD (PF_D + 8)
@@ -673,6 +498,16 @@ __device__ __forceinline__ void mma_bf16(float* c, unsigned a0, unsigned a1, uns
 __device__ __forceinline__ unsigned pack_bf16(float lo, float hi) {
     __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
     return *(unsigned*) &v;
+}
+
+// two adjacent outputs at element oi (even), bf16 or fp32
+__device__ __forceinline__ void store_pair(void* out, int out_bf16, long long oi, float a, float b) {
+    if (out_bf16) {
+        *(unsigned*) ((bf16*) out + oi) = pack_bf16(a, b);
+    } else {
+        ((float*) out)[oi] = a;
+        ((float*) out)[oi + 1] = b;
+    }
 }
 
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int bytes) {
@@ -871,22 +706,10 @@ extern "C" __global__ void __launch_bounds__(128) attn_prefill_mma_bf16(
     for (int dt = 0; dt < PF_D / 8; dt++) {
         const int col = h * PF_D + dt * 8 + 2 * tq;
         if (row0 < n) {
-            const long long oi = (long long) row0 * ldq + col;
-            if (out_bf16) {
-                *(unsigned*) ((bf16*) out + oi) = pack_bf16(o[dt][0] / l0, o[dt][1] / l0);
-            } else {
-                ((float*) out)[oi] = o[dt][0] / l0;
-                ((float*) out)[oi + 1] = o[dt][1] / l0;
-            }
+            store_pair(out, out_bf16, (long long) row0 * ldq + col, o[dt][0] / l0, o[dt][1] / l0);
         }
         if (row8 < n) {
-            const long long oi = (long long) row8 * ldq + col;
-            if (out_bf16) {
-                *(unsigned*) ((bf16*) out + oi) = pack_bf16(o[dt][2] / l8, o[dt][3] / l8);
-            } else {
-                ((float*) out)[oi] = o[dt][2] / l8;
-                ((float*) out)[oi + 1] = o[dt][3] / l8;
-            }
+            store_pair(out, out_bf16, (long long) row8 * ldq + col, o[dt][2] / l8, o[dt][3] / l8);
         }
     }
 }

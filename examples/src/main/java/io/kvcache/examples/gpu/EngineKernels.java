@@ -33,7 +33,6 @@ public final class EngineKernels implements AutoCloseable {
     final long decodeF32;
     final long decodeBf16;
     final long combine;
-    final long prefillBf16;
     final long prefillMmaBf16;
     final long fillUniformBf16;
     final long fillUniformF32;
@@ -72,7 +71,6 @@ public final class EngineKernels implements AutoCloseable {
         decodeF32 = function("attn_decode_f32");
         decodeBf16 = function("attn_decode_bf16");
         combine = function("attn_combine");
-        prefillBf16 = function("attn_prefill_bf16");
         prefillMmaBf16 = function("attn_prefill_mma_bf16");
         fillUniformBf16 = function("fill_uniform_bf16");
         fillUniformF32 = function("fill_uniform_f32");

@@ -32,11 +32,6 @@ public final class GpuLlamaEngine implements AutoCloseable {
     private static final int PREFILL_ROWS = 64;
     /** Two stages of 64-position K and V tiles of head size 128 (+8 padding), bf16: MM_SMEM of the kernel. */
     private static final int MMA_PREFILL_SHARED_BYTES = 2 * 2 * 64 * (128 + 8) * 2;
-    /**
-     * System property choosing the tensor-core prefill kernel: {@code mma} (default: mma.sync with
-     * the softmax in registers) or {@code wmma} (the WMMA version, rows rescaled through shared memory).
-     */
-    public static final String PREFILL_KERNEL_PROPERTY = "kvcache.engine.prefill";
 
     private final CudaContext context;
     private final CuLib cu = Cuda.driver();
@@ -51,8 +46,6 @@ public final class GpuLlamaEngine implements AutoCloseable {
     private final int maxBlocks;
     private final int splitTarget;
     private final boolean tensorCorePrefill;
-    private final long prefillKernel;
-    private final int prefillSharedBytes;
 
     private final long x;
     private final long xn;
@@ -119,16 +112,11 @@ public final class GpuLlamaEngine implements AutoCloseable {
                     + ": the attention kernels move heads in 16-byte vectors");
         }
         this.tensorCorePrefill = p == Precision.BF16 && s.headSize() == 128;
-        String kernel = System.getProperty(PREFILL_KERNEL_PROPERTY, "mma");
-        if (!kernel.equals("mma") && !kernel.equals("wmma")) {
-            throw new IllegalArgumentException(PREFILL_KERNEL_PROPERTY + "=" + kernel + ": expected mma or wmma");
-        }
-        this.prefillKernel = kernel.equals("wmma") ? kernels.prefillBf16 : kernels.prefillMmaBf16;
-        this.prefillSharedBytes = kernel.equals("wmma") ? 0 : MMA_PREFILL_SHARED_BYTES;
-        if (prefillSharedBytes > 0) {
+        if (tensorCorePrefill) {
             context.makeCurrent();
-            context.check(cu.cuFuncSetAttribute(prefillKernel, CuLib.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                    prefillSharedBytes), "cuFuncSetAttribute(attn_prefill_mma_bf16, max dynamic shared memory)");
+            context.check(cu.cuFuncSetAttribute(kernels.prefillMmaBf16,
+                    CuLib.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, MMA_PREFILL_SHARED_BYTES),
+                    "cuFuncSetAttribute(attn_prefill_mma_bf16, max dynamic shared memory)");
         }
         long e = p.bytes();
         long r = maxRows;
@@ -342,8 +330,8 @@ public final class GpuLlamaEngine implements AutoCloseable {
     private void prefillAttention(int rows, int posFrom, long kOff, long vOff) {
         k.args().i64(qb).i32(rows).i32(posFrom).i32(s.heads()).i32(s.heads() / s.kvHeads()).i64(dTables)
                 .i32(layout.blockTokens()).i64(kOff).i64(vOff).i64(layout.tokenLayerBytes()).i64(att).i32(1);
-        k.launch(prefillKernel, "attn_prefill", (rows + PREFILL_ROWS - 1) / PREFILL_ROWS, s.heads(), 1, 128,
-                prefillSharedBytes);
+        k.launch(k.prefillMmaBf16, "attn_prefill_mma_bf16", (rows + PREFILL_ROWS - 1) / PREFILL_ROWS, s.heads(), 1,
+                128, MMA_PREFILL_SHARED_BYTES);
     }
 
     /**
