@@ -62,32 +62,38 @@ public final class Cublas implements AutoCloseable {
             if (lib != null) {
                 return lib;
             }
-            List<String> tried = new ArrayList<>();
-            String property = System.getProperty(LIBRARY_PROPERTY);
-            String env = System.getenv(LIBRARY_ENV);
-            List<String> names = new ArrayList<>();
-            if (property != null && !property.isBlank()) {
-                names.add(property);
-            } else if (env != null && !env.isBlank()) {
-                names.add(env);
-            } else {
-                names.addAll(List.of("cublas", "libcublas.so.13", "libcublas.so.12",
-                        "/usr/local/cuda/lib64/libcublas.so.13", "/usr/local/cuda/lib64/libcublas.so"));
-            }
-            Throwable last = null;
-            for (String n : names) {
-                try {
-                    lib = Native.load(n, CublasLibrary.class);
-                    return lib;
-                } catch (UnsatisfiedLinkError e) {
-                    tried.add(n);
-                    last = e;
-                }
-            }
-            throw new CublasUnavailableException("cuBLAS could not be loaded from " + String.join(", ", tried)
-                    + "; set -D" + LIBRARY_PROPERTY + "=/path/to/libcublas.so (or " + LIBRARY_ENV
-                    + ") to the CUDA toolkit's library", last);
+            lib = load(System.getProperty(LIBRARY_PROPERTY), System.getenv(LIBRARY_ENV));
+            return lib;
         }
+    }
+
+    /**
+     * Loads cuBLAS from {@code property} if set, else from {@code env} if set, else from the
+     * default names.
+     *
+     * @throws CublasUnavailableException naming every path tried when none loads
+     */
+    static CublasLibrary load(String property, String env) {
+        List<String> names = new ArrayList<>();
+        if (property != null && !property.isBlank()) {
+            names.add(property);
+        } else if (env != null && !env.isBlank()) {
+            names.add(env);
+        } else {
+            names.addAll(List.of("cublas", "libcublas.so.13", "libcublas.so.12",
+                    "/usr/local/cuda/lib64/libcublas.so.13", "/usr/local/cuda/lib64/libcublas.so"));
+        }
+        Throwable last = null;
+        for (String n : names) {
+            try {
+                return Native.load(n, CublasLibrary.class);
+            } catch (UnsatisfiedLinkError e) {
+                last = e;
+            }
+        }
+        throw new CublasUnavailableException("cuBLAS could not be loaded from " + String.join(", ", names)
+                + "; set -D" + LIBRARY_PROPERTY + "=/path/to/libcublas.so (or " + LIBRARY_ENV
+                + ") to the CUDA toolkit's library", last);
     }
 
     /** @return the library's version, e.g. 130000 */
