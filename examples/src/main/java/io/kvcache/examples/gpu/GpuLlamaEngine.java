@@ -21,7 +21,8 @@ import java.util.Objects;
  * cached prefix and themselves; in bf16 with head size 128 on tensor cores, else through the split
  * attention kernel), {@link #decode} runs one token of each of several sequences, each with its own
  * block table. The caller pins the blocks (the tail block included, for writing) and passes their
- * slot addresses; the {@link LayerGate} is asked before each layer's attention.
+ * slot addresses; the {@link LayerGate} is asked before each layer stores K/V into the blocks and
+ * attends over them.
  *
  * <p>All work goes to the context's legacy default stream; each call returns after the sampled
  * tokens are back on the host. Not thread-safe.
