@@ -10,6 +10,10 @@
 #   tar -xJf long-context-demo-gpu.tar.xz -C /tmp && cd /tmp/long-context-demo-gpu
 #   ./demo.sh --device cuda                          # the demo, with any of its options
 #   ./gpu-tests.sh                                   # the examples' tests tagged gpu
+#   ./build-ptx.sh                                   # rebuild the engine's PTX with the host's nvcc into ptx/
+#   ./engine-bench.sh --shape llama3-8b ...          # the GPU engine benchmark (kvcache-bench)
+# Both launchers put ptx/ ahead of the jar on the class path, so a PTX built on the host is the
+# one loaded without a round trip through the repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -25,8 +29,11 @@ mkdir -p "$b/models" "$out"
 
 echo "== building the demo jar"
 # the demo jar carries the project and its dependencies; the console launcher carries JUnit
-mvn -B -q -pl examples -am package -DskipTests
+mvn -B -q -pl kvcache-bench -am package -DskipTests
 cp examples/target/long-context-demo.jar "$b/"
+cp kvcache-bench/target/kvcache-bench-*[0-9T].jar "$b/kvcache-bench.jar"
+mkdir -p "$b/cuda" "$b/ptx/io/kvcache/examples/gpu"
+cp examples/src/main/cuda/llama_engine.cu "$b/cuda/"
 cp -r examples/target/test-classes "$b/test-classes"
 mvn -B -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:$console_version \
     -DoutputDirectory="$b"
@@ -52,17 +59,39 @@ cat > "$b/demo.sh" <<'RUN'
 # Runs the demo with the bundled runtime; arguments go to the demo.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-exec "$here/runtime/bin/java" --sun-misc-unsafe-memory-access=allow -jar "$here/long-context-demo.jar" "$@"
+exec "$here/runtime/bin/java" --sun-misc-unsafe-memory-access=allow --enable-native-access=ALL-UNNAMED \
+  $(cat "$here/jvm-flags") -cp "$here/ptx:$here/long-context-demo.jar" io.kvcache.examples.demo.LongContextDemo "$@"
 RUN
 cat > "$b/gpu-tests.sh" <<'RUN'
 #!/usr/bin/env bash
 # Runs the examples' tests tagged gpu with the bundled runtime (models/ holds the test models).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-cp="$here/long-context-demo.jar:$here/test-classes"
+cp="$here/ptx:$here/long-context-demo.jar:$here/test-classes"
 exec "$here/runtime/bin/java" --enable-native-access=ALL-UNNAMED $(cat "$here/jvm-flags") -Dkvcache.test.models="$here/models" \
   -jar "$here"/junit-platform-console-standalone-*.jar execute --class-path "$cp" \
   --scan-class-path "$here/test-classes" --include-tag gpu --details=tree --disable-banner "$@"
+RUN
+cat > "$b/build-ptx.sh" <<'RUN'
+#!/usr/bin/env bash
+# Builds the engine's kernels with the host's nvcc into ptx/ (ahead of the jar's copy on the class
+# path) and reports registers and spills of each kernel for sm_90.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+nvcc=${NVCC:-nvcc}
+"$nvcc" -ptx -O3 -arch=compute_90 -o "$here/ptx/io/kvcache/examples/gpu/llama_engine.compute_90.ptx" \
+    "$here/cuda/llama_engine.cu"
+"$nvcc" -cubin -O3 -arch=sm_90 -Xptxas -v -o /tmp/llama_engine.cubin "$here/cuda/llama_engine.cu" 2>&1 \
+    | grep -E 'Compiling entry|registers|spill' || true
+"$nvcc" --version | tail -1
+RUN
+cat > "$b/engine-bench.sh" <<'RUN'
+#!/usr/bin/env bash
+# Runs io.kvcache.bench.engine.GpuEngineBenchmark with the bundled runtime; arguments go to it.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+exec "$here/runtime/bin/java" --enable-native-access=ALL-UNNAMED $(cat "$here/jvm-flags") -Xmx8g \
+  -cp "$here/ptx:$here/long-context-demo.jar:$here/kvcache-bench.jar" io.kvcache.bench.engine.GpuEngineBenchmark "$@"
 RUN
 chmod +x "$b"/*.sh
 tar -C "$work" -cJf "$out/long-context-demo-gpu.tar.xz" long-context-demo-gpu

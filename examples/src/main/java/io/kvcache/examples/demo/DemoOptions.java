@@ -15,6 +15,9 @@ public final class DemoOptions {
     /** Where the device tier lives. */
     public enum Device { AUTO, SIMULATED, CUDA }
 
+    /** Which forward pass runs: the fp32 CPU model with paged attention, or the GPU engine. */
+    public enum Engine { CPU, GPU }
+
     static final String USAGE = """
             usage: java -jar long-context-demo.jar [options]
               --model PATH           llama2.c checkpoint (default: an embedded synthetic model, no download)
@@ -32,6 +35,9 @@ public final class DemoOptions {
               --block-tokens N       tokens per KV block (default: 16)
               --policy lru|attention eviction policy (default: lru); attention reports attention mass per block
               --device cuda|simulated  where the device tier lives (default: cuda with a GPU, else simulated)
+              --engine cpu|gpu       forward pass: the CPU model over paged attention (default), or the GPU
+                                     engine (needs --device cuda; greedy; the sequence must fit the device tier)
+              --precision fp32|bf16  number format of --engine gpu (default: fp32, the CPU's tokens)
               --followup-tokens N    tokens of the prefix-reuse request (default: 32; 0 skips it)
               --no-verify            skip the second decode with an unlimited device budget
               --report FILE.html     write a self-contained HTML report with plots
@@ -41,7 +47,8 @@ public final class DemoOptions {
 
     private static final java.util.Set<String> VALUE_FLAGS = java.util.Set.of("--model", "--prompt-ids", "--tokens",
             "--temperature", "--seed", "--emit-tokens", "--device-budget", "--host-budget", "--disk-dir",
-            "--disk-budget", "--block-tokens", "--followup-tokens", "--report", "--policy", "--device");
+            "--disk-budget", "--block-tokens", "--followup-tokens", "--report", "--policy", "--device", "--engine",
+            "--precision");
 
     Path model;
     int[] promptIds = {1};
@@ -56,6 +63,8 @@ public final class DemoOptions {
     int blockTokens = 16;
     Policy policy = Policy.LRU;
     Device device = Device.AUTO;
+    Engine engine = Engine.CPU;
+    io.kvcache.examples.gpu.Precision precision = io.kvcache.examples.gpu.Precision.FP32;
     int followupTokens = 32;
     boolean verify = true;
     Path report;
@@ -111,6 +120,16 @@ public final class DemoOptions {
                     case "cuda" -> Device.CUDA;
                     case "simulated" -> Device.SIMULATED;
                     default -> throw new UsageException("--device expects cuda or simulated; got '" + value + "'");
+                };
+                case "--engine" -> o.engine = switch (lower(value)) {
+                    case "cpu" -> Engine.CPU;
+                    case "gpu" -> Engine.GPU;
+                    default -> throw new UsageException("--engine expects cpu or gpu; got '" + value + "'");
+                };
+                case "--precision" -> o.precision = switch (lower(value)) {
+                    case "fp32" -> io.kvcache.examples.gpu.Precision.FP32;
+                    case "bf16" -> io.kvcache.examples.gpu.Precision.BF16;
+                    default -> throw new UsageException("--precision expects fp32 or bf16; got '" + value + "'");
                 };
                 default -> throw new UsageException(arg.startsWith("-")
                         ? "unknown option " + flag + " (--help lists the options)"

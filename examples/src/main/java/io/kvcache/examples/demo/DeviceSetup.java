@@ -92,6 +92,11 @@ abstract sealed class DeviceSetup {
     static final class Gpu extends DeviceSetup {
         private final CudaContext context = CudaContext.device(0);
 
+        /** @return the device's context */
+        CudaContext context() {
+            return context;
+        }
+
         @Override
         String name() {
             return "cuda";

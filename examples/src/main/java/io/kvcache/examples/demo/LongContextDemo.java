@@ -119,6 +119,15 @@ public final class LongContextDemo {
             throw new UsageException("--policy attention needs per-block attention mass, which the CUDA attention "
                     + "kernel does not keep; use --policy lru or --device simulated");
         }
+        if (o.engine == DemoOptions.Engine.GPU) {
+            if (!(device instanceof DeviceSetup.Gpu gpu)) {
+                throw new UsageException("--engine gpu runs on a CUDA GPU: use --device cuda");
+            }
+            if (o.temperature > 0) {
+                throw new UsageException("--engine gpu samples greedily: use --temperature 0");
+            }
+            return new GpuEngineDemo(o, out).run(cp, gpu.context(), modelId(cp));
+        }
         KvLayout layout;
         try {
             layout = new KvLayout(c.layers(), c.kvHeads(), c.headSize(), DType.FP32, o.blockTokens);

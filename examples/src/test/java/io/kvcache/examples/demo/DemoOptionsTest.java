@@ -22,6 +22,18 @@ class DemoOptionsTest {
     }
 
     @Test
+    void engineAndPrecisionAreReadAndCheckedByName() throws Exception {
+        assertEquals(DemoOptions.Engine.CPU, DemoOptions.parse().engine);
+        DemoOptions o = DemoOptions.parse("--engine", "GPU", "--precision=bf16");
+        assertEquals(DemoOptions.Engine.GPU, o.engine);
+        assertEquals(io.kvcache.examples.gpu.Precision.BF16, o.precision);
+        UsageException e = assertThrows(UsageException.class, () -> DemoOptions.parse("--engine", "tpu"));
+        assertTrue(e.getMessage().contains("--engine expects cpu or gpu"), e.getMessage());
+        e = assertThrows(UsageException.class, () -> DemoOptions.parse("--precision", "fp8"));
+        assertTrue(e.getMessage().contains("--precision expects fp32 or bf16"), e.getMessage());
+    }
+
+    @Test
     void everyFlagIsReadInBothSpellings() throws Exception {
         DemoOptions o = DemoOptions.parse("--model", "m.bin", "--prompt-ids=1, 2,3", "--tokens", "7", "--temperature=0.8",
                 "--seed", "99", "--emit-tokens", "t.txt", "--device-budget", "64KiB", "--host-budget=1.5MiB",

@@ -31,6 +31,13 @@ class LongContextDemoTest {
     }
 
     @Test
+    void gpuEngineOffTheGpuIsACommandLineError() {
+        Run r = run("--engine", "gpu", "--device", "simulated", "--tokens", "4", "--no-progress");
+        assertEquals(2, r.status(), r.out() + r.err());
+        assertTrue(r.err().contains("--engine gpu runs on a CUDA GPU: use --device cuda"), r.err());
+    }
+
+    @Test
     void smallDeviceBudgetDecodeVerifiesAndReusesThePrefix(@TempDir Path dir) throws Exception {
         Path tokens = dir.resolve("tokens.txt");
         // 161 tokens = 11 blocks of 128 KiB against a device of 3 blocks: eviction, demotion and prefetch

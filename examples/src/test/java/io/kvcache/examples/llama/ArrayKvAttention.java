@@ -4,14 +4,14 @@ package io.kvcache.examples.llama;
  * Test-only cache in two plain arrays with llama2.c's attention arithmetic (scores, softmax, then
  * the weighted sum), to check the rest of the forward pass bit for bit against the reference.
  */
-final class ArrayKvAttention implements KvAttention {
+public final class ArrayKvAttention implements KvAttention {
     private final LlamaConfig c;
     private final int maxPos;
     private final float[] keys;
     private final float[] values;
     private final float[] att;
 
-    ArrayKvAttention(LlamaConfig c, int maxPos) {
+    public ArrayKvAttention(LlamaConfig c, int maxPos) {
         this.c = c;
         this.maxPos = maxPos;
         keys = new float[c.layers() * maxPos * c.kvDim()];

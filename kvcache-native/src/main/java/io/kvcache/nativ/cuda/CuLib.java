@@ -27,6 +27,8 @@ public interface CuLib extends Library {
     int CU_MEMHOSTREGISTER_PORTABLE = 0x1;
     int CU_MEMHOSTREGISTER_DEVICEMAP = 0x2;
 
+    int CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
+
     int CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT = 16;
     int CU_DEVICE_ATTRIBUTE_PCI_BUS_ID = 33;
     int CU_DEVICE_ATTRIBUTE_UNIFIED_ADDRESSING = 41;
@@ -127,6 +129,8 @@ public interface CuLib extends Library {
     int cuModuleUnload(long module);
 
     int cuModuleGetFunction(LongByReference function, long module, String name);
+
+    int cuFuncSetAttribute(long function, int attribute, int value);
 
     int cuLaunchKernel(long function, int gridX, int gridY, int gridZ, int blockX, int blockY, int blockZ,
                        int sharedMemBytes, long stream, Pointer kernelParams, Pointer extra);

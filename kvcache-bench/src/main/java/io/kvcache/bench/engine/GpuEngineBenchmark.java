@@ -1,0 +1,351 @@
+package io.kvcache.bench.engine;
+
+import com.sun.jna.Pointer;
+import io.kvcache.core.KvCacheManager;
+import io.kvcache.core.layout.KvLayout;
+import io.kvcache.examples.gpu.Cublas;
+import io.kvcache.examples.gpu.EngineKernels;
+import io.kvcache.examples.gpu.GpuCachedDecoder;
+import io.kvcache.examples.gpu.GpuLlamaEngine;
+import io.kvcache.examples.gpu.GpuWeights;
+import io.kvcache.examples.gpu.LayerGate;
+import io.kvcache.examples.gpu.ModelShape;
+import io.kvcache.examples.gpu.Precision;
+import io.kvcache.nativ.cuda.CuLib;
+import io.kvcache.nativ.cuda.Cuda;
+import io.kvcache.nativ.cuda.CudaContext;
+import io.kvcache.tiers.device.CudaDeviceTier;
+import io.kvcache.tiers.host.PinnedHostTier;
+import io.kvcache.tiers.transfer.CudaTransferEngine;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.ZoneOffset;
+import java.time.ZonedDateTime;
+import java.time.format.DateTimeFormatter;
+import java.util.Arrays;
+import java.util.Locale;
+import java.util.Random;
+
+/**
+ * Measures the GPU Llama engine on a synthetic model of a named shape (bf16 weights generated on
+ * the device) against ceilings measured in the same run:
+ * <ul>
+ *   <li>prefill of N tokens: tokens/s and achieved TFLOP/s (projections plus causal attention)
+ *       against the same projections alone through cuBLAS (the GEMMs of the same sizes on the
+ *       same buffers), and an 8192^3 bf16 GEMM for reference;</li>
+ *   <li>decode at batch B over a context of C tokens per sequence: ms per step against the HBM
+ *       bound, (weight bytes + K/V bytes read per step) / measured device copy bandwidth;</li>
+ *   <li>restore of an N-token session from the pinned host tier (through the cache: blocks pushed
+ *       down by another tenant, then made resident again) against recomputing it, with the link's
+ *       bound (K/V bytes / measured pinned host-to-device bandwidth).</li>
+ * </ul>
+ * Wall-clock times around synchronous calls, median of the repetitions after a warm-up.
+ *
+ * <p>Usage: {@code GpuEngineBenchmark [--shape llama3-8b] [--prefill 1024,4096,16384] [--batches 1,32]
+ * [--context 1024] [--restore 1024,4096,16384] [--reps 3] [--out results.md]}
+ */
+public final class GpuEngineBenchmark {
+    private static final int BT = 16;
+
+    private final CudaContext ctx = CudaContext.device(0);
+    private final CuLib cu = Cuda.driver();
+    private final StringBuilder md = new StringBuilder();
+
+    public static void main(String[] args) throws IOException {
+        String shapeName = "llama3-8b";
+        int[] prefill = {1024, 4096, 16384};
+        int[] batches = {1, 32};
+        int context = 1024;
+        int[] restore = {1024, 4096, 16384};
+        int reps = 3;
+        Path out = null;
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--shape" -> shapeName = args[++i];
+                case "--prefill" -> prefill = ints(args[++i]);
+                case "--batches" -> batches = ints(args[++i]);
+                case "--context" -> context = Integer.parseInt(args[++i]);
+                case "--restore" -> restore = ints(args[++i]);
+                case "--reps" -> reps = Integer.parseInt(args[++i]);
+                case "--out" -> out = Path.of(args[++i]);
+                default -> throw new IllegalArgumentException("unknown option " + args[i]);
+            }
+        }
+        GpuEngineBenchmark b = new GpuEngineBenchmark();
+        b.run(ModelShape.named(shapeName), prefill, batches, context, restore, reps, String.join(" ", args));
+        if (out != null) {
+            Files.writeString(out, b.md.toString());
+        }
+    }
+
+    private static int[] ints(String csv) {
+        return csv.isBlank() ? new int[0] : Arrays.stream(csv.split(",")).mapToInt(Integer::parseInt).toArray();
+    }
+
+    private void line(String fmt, Object... args) {
+        String s = String.format(Locale.ROOT, fmt, args);
+        System.out.println(s);
+        System.out.flush();
+        md.append(s).append('\n');
+    }
+
+    private void run(ModelShape shape, int[] prefill, int[] batches, int context, int[] restore, int reps,
+                     String argLine) {
+        line("# GPU engine: %s, bf16", shape.name());
+        line("");
+        line("%s, %s. Command: `GpuEngineBenchmark %s`",
+                ZonedDateTime.now(ZoneOffset.UTC).format(DateTimeFormatter.ISO_LOCAL_DATE_TIME), ctx, argLine);
+        line("");
+        double copyBw = deviceCopyBandwidth(1L << 31);
+        double linkBw = hostToDeviceBandwidth(1L << 30);
+        try (EngineKernels k = new EngineKernels(ctx); Cublas blas = new Cublas(ctx)) {
+            line("Ceilings measured in this run: device copy %.0f GB/s (read + write), pinned host-to-device %.1f GB/s,"
+                    + " cuBLAS %d.", copyBw / 1e9, linkBw / 1e9, blas.version());
+            double square = squareGemm(k, blas, 8192, Math.max(reps, 5));
+            line("bf16 GEMM 8192x8192x8192 (fp32 out, fp32 accumulation): %.0f TFLOP/s.", square / 1e12);
+            line("");
+            long t0 = System.nanoTime();
+            KvLayout layout = new KvLayout(shape.layers(), shape.kvHeads(), shape.headSize(), Precision.BF16.kvType(), BT);
+            int maxPrefill = Math.max(max(prefill), max(restore) + 1);
+            int maxSeqs = Math.max(1, max(batches));
+            int maxRows = Math.max(Math.min(maxPrefill, 32768), maxSeqs);
+            int perSeq = context / BT + 1;
+            int maxBlocks = Math.max(maxPrefill / BT + 1, perSeq);
+            try (GpuWeights w = GpuWeights.synthetic(ctx, k, shape, Precision.BF16, 42);
+                 GpuLlamaEngine engine = new GpuLlamaEngine(w, k, blas, layout, maxRows, maxSeqs, maxBlocks)) {
+                line("Weights: %.2f GB generated on the device in %.1f s; K/V %d bytes per token; blocks of %d tokens"
+                        + " (%d bytes).", w.bytes() / 1e9, (System.nanoTime() - t0) / 1e9, layout.bytesPerToken(), BT,
+                        layout.blockBytes());
+                line("");
+                try (CudaDeviceTier tier = CudaDeviceTier.allocate("bench", ctx, layout.blockBytes(),
+                        Math.max(maxBlocks, maxSeqs * perSeq))) {
+                    k.fillUniform(tier.address(0), tier.slotCount() * layout.blockBytes() / 2, Precision.BF16, 3, 1f);
+                    prefill(engine, tier, prefill, reps);
+                    decode(engine, tier, batches, context, copyBw, reps);
+                }
+                restore(engine, layout, restore, linkBw, reps);
+            }
+        }
+    }
+
+    private static int max(int[] v) {
+        return Arrays.stream(v).max().orElse(0);
+    }
+
+    private static long[] table(CudaDeviceTier tier, int from, int blocks) {
+        long[] t = new long[blocks];
+        for (int i = 0; i < blocks; i++) {
+            t[i] = tier.address(from + i);
+        }
+        return t;
+    }
+
+    private void prefill(GpuLlamaEngine engine, CudaDeviceTier tier, int[] sizes, int reps) {
+        if (sizes.length == 0) {
+            return;
+        }
+        ModelShape s = engine.shape();
+        int[] tokens = new Random(1).ints(max(sizes), 0, s.vocab()).toArray();
+        engine.prefill(tokens, 0, Math.min(1024, tokens.length), 0, table(tier, 0, max(sizes) / BT + 1), LayerGate.NONE);
+        line("## Prefill (attention on tensor cores: %s)", engine.tensorCorePrefill());
+        line("");
+        line("| tokens | ms | tokens/s | TFLOP/s (all) | projections alone: ms, TFLOP/s | attention alone: ms, TFLOP/s |"
+                + " rest ms | achieved / projections ceiling | attention share of FLOPs |");
+        line("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for (int n : sizes) {
+            long[] table = table(tier, 0, n / BT + 1);
+            double[] t = new double[reps];
+            double[] g = new double[reps];
+            double[] at = new double[reps];
+            boolean oneChunk = n <= 32768;
+            for (int r = 0; r < reps; r++) {
+                long a = System.nanoTime();
+                engine.prefill(tokens, 0, n, 0, table, LayerGate.NONE);
+                t[r] = (System.nanoTime() - a) / 1e9;
+                int chunk = Math.min(n, 32768);
+                a = System.nanoTime();
+                for (int done = 0; done < n; done += chunk) {
+                    engine.projectionsOnly(Math.min(chunk, n - done));
+                }
+                engine.synchronize();
+                g[r] = (System.nanoTime() - a) / 1e9;
+                if (oneChunk && engine.tensorCorePrefill()) {
+                    a = System.nanoTime();
+                    engine.prefillAttentionOnly(n, 0);
+                    engine.synchronize();
+                    at[r] = (System.nanoTime() - a) / 1e9;
+                }
+            }
+            double time = median(t);
+            double gemm = median(g);
+            double attn = median(at);
+            double linear = 2.0 * n * (s.matmulParams() - (long) s.vocab() * s.dim()) + 2.0 * s.vocab() * s.dim();
+            double attention = 4.0 * s.dim() * s.layers() * ((double) n * (n + 1) / 2);
+            double achieved = (linear + attention) / time;
+            double ceiling = linear / gemm;
+            line("| %d | %.1f | %.0f | %.0f | %.1f, %.0f | %.1f, %.0f | %.1f | %.2f | %.2f |", n, time * 1e3, n / time,
+                    achieved / 1e12, gemm * 1e3, ceiling / 1e12, attn * 1e3, attn > 0 ? attention / attn / 1e12 : 0,
+                    (time - gemm - attn) * 1e3, achieved / ceiling, attention / (linear + attention));
+        }
+        line("");
+    }
+
+    private void decode(GpuLlamaEngine engine, CudaDeviceTier tier, int[] batches, int context, double copyBw,
+                        int reps) {
+        if (batches.length == 0) {
+            return;
+        }
+        ModelShape s = engine.shape();
+        int perSeq = context / BT + 1;
+        line("## Decode over a context of %d tokens per sequence", context);
+        line("");
+        line("| batch | ms / step | tokens/s | bytes read / step | HBM bound ms | step / bound |");
+        line("|---:|---:|---:|---:|---:|---:|");
+        for (int b : batches) {
+            int[] tokens = new Random(b).ints(b, 0, s.vocab()).toArray();
+            int[] pos = new int[b];
+            long[][] tables = new long[b][];
+            for (int i = 0; i < b; i++) {
+                pos[i] = context;
+                tables[i] = table(tier, i * perSeq, perSeq);
+            }
+            for (int i = 0; i < 3; i++) {
+                engine.decode(tokens, pos, tables, LayerGate.NONE);
+            }
+            int steps = Math.max(20, 5 * reps);
+            double[] t = new double[steps];
+            for (int i = 0; i < steps; i++) {
+                long a = System.nanoTime();
+                engine.decode(tokens, pos, tables, LayerGate.NONE);
+                t[i] = (System.nanoTime() - a) / 1e9;
+            }
+            double step = median(t);
+            double bytes = engine.weights().bytesReadPerStep() + (double) b * (context + 1) * engine.layout().bytesPerToken();
+            double bound = bytes / copyBw;
+            line("| %d | %.2f | %.0f | %.2f GB | %.2f | %.2f |", b, step * 1e3, b / step, bytes / 1e9, bound * 1e3,
+                    step / bound);
+        }
+        line("");
+    }
+
+    private void restore(GpuLlamaEngine engine, KvLayout layout, int[] sizes, double linkBw, int reps) {
+        if (sizes.length == 0) {
+            return;
+        }
+        line("## Restore from the pinned host tier vs recompute");
+        line("");
+        line("Per N: two tenants' sessions of N + 1 tokens take turns in a device tier that holds one, so each run");
+        line("finds its N cached tokens pushed down to pinned host memory by the other; restore = ensureResident of");
+        line("the prompt's blocks until resident (whole blocks, no per-layer overlap yet); recompute = prefill of the");
+        line("N + 1 tokens when nothing is cached. Link bound = N tokens' K/V / pinned host-to-device bandwidth.");
+        line("");
+        line("| N | recompute ms | restore ms | restored from host | restore / recompute | link bound / recompute |");
+        line("|---:|---:|---:|---:|---:|---:|");
+        ModelShape s = engine.shape();
+        CudaContext c = ctx;
+        for (int n : sizes) {
+            int blocks = (n + 1) / BT + 1;
+            int[] a = new Random(10 + n).ints(n + 1, 0, s.vocab()).toArray();
+            try (KvCacheManager cache = KvCacheManager.builder(layout).modelId(s.name())
+                    .tier(CudaDeviceTier.allocate("device", c, layout.blockBytes(), blocks + 2))
+                    .tier(PinnedHostTier.builder(layout, 3L * blocks * layout.blockBytes()).context(c).build())
+                    .transferEngine(CudaTransferEngine.builder(c).calibrate(layout.blockBytes()).build()).build()) {
+                GpuCachedDecoder dec = new GpuCachedDecoder(engine, cache);
+                byte[][] salts = {{1}, {2}};
+                double recompute = dec.run(salts[0], a, 1, false).prefillNanos() / 1e9;
+                dec.run(salts[1], a, 1, false);
+                double[] t = new double[reps];
+                long promoted = 0;
+                int cached = 0;
+                for (int r = 0; r < reps; r++) {
+                    long before = cache.stats().bytesPromoted();
+                    GpuCachedDecoder.Result res = dec.run(salts[r % 2], a, 1, false);
+                    t[r] = res.restoreNanos() / 1e9;
+                    promoted = cache.stats().bytesPromoted() - before;
+                    cached = res.cachedTokens();
+                }
+                double rt = median(t);
+                double bound = (double) cached * layout.bytesPerToken() / linkBw;
+                line("| %d | %.1f | %.1f | %d tokens, %.0f MB | %.3f (1/%.0f) | %.3f (1/%.0f) |", n, recompute * 1e3,
+                        rt * 1e3, cached, promoted / 1e6, rt / recompute, recompute / rt, bound / recompute,
+                        recompute / bound);
+            }
+        }
+        line("");
+    }
+
+    private double deviceCopyBandwidth(long bytes) {
+        long src = ctx.allocate(bytes);
+        long dst = ctx.allocate(bytes);
+        try {
+            ctx.check(cu.cuMemsetD8_v2(src, (byte) 7, bytes), "cuMemsetD8");
+            double[] t = new double[7];
+            for (int i = -2; i < t.length; i++) {
+                ctx.check(cu.cuCtxSynchronize(), "cuCtxSynchronize");
+                long a = System.nanoTime();
+                ctx.check(cu.cuMemcpy(dst, src, bytes), "cuMemcpy");
+                ctx.check(cu.cuCtxSynchronize(), "cuCtxSynchronize");
+                if (i >= 0) {
+                    t[i] = (System.nanoTime() - a) / 1e9;
+                }
+            }
+            return 2.0 * bytes / median(t);
+        } finally {
+            ctx.free(src);
+            ctx.free(dst);
+        }
+    }
+
+    private double hostToDeviceBandwidth(long bytes) {
+        long host = ctx.hostAllocate(bytes);
+        long dev = ctx.allocate(bytes);
+        try {
+            new Pointer(host).setMemory(0, bytes, (byte) 3);
+            double[] t = new double[5];
+            for (int i = -1; i < t.length; i++) {
+                long a = System.nanoTime();
+                ctx.check(cu.cuMemcpyHtoD_v2(dev, host, bytes), "cuMemcpyHtoD");
+                if (i >= 0) {
+                    t[i] = (System.nanoTime() - a) / 1e9;
+                }
+            }
+            return bytes / median(t);
+        } finally {
+            ctx.free(dev);
+            ctx.hostFree(host);
+        }
+    }
+
+    private double squareGemm(EngineKernels k, Cublas blas, int n, int reps) {
+        long elems = (long) n * n;
+        long a = ctx.allocate(elems * 2);
+        long b = ctx.allocate(elems * 2);
+        long c = ctx.allocate(elems * 4);
+        try {
+            k.fillUniform(a, elems, Precision.BF16, 1, 1f);
+            k.fillUniform(b, elems, Precision.BF16, 2, 1f);
+            double[] t = new double[reps];
+            for (int i = -2; i < reps; i++) {
+                ctx.check(cu.cuCtxSynchronize(), "cuCtxSynchronize");
+                long t0 = System.nanoTime();
+                blas.project(c, a, b, n, n, n, io.kvcache.examples.gpu.CublasLibrary.CUDA_R_16BF, false);
+                ctx.check(cu.cuCtxSynchronize(), "cuCtxSynchronize");
+                if (i >= 0) {
+                    t[i] = (System.nanoTime() - t0) / 1e9;
+                }
+            }
+            return 2.0 * n * n * (double) n / median(t);
+        } finally {
+            ctx.free(a);
+            ctx.free(b);
+            ctx.free(c);
+        }
+    }
+
+    private static double median(double[] v) {
+        double[] s = v.clone();
+        Arrays.sort(s);
+        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+    }
+}
