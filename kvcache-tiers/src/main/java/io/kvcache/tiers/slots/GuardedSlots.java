@@ -1,9 +1,7 @@
 package io.kvcache.tiers.slots;
 
 import io.kvcache.core.transfer.BlockMove;
-import java.util.ArrayDeque;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.List;
 
 /**
@@ -18,8 +16,9 @@ import java.util.List;
  * of one slot may be in flight together: an engine restoring a block layer by layer submits one
  * batch per layer into the same slots.
  *
- * <p>Whole-slot copies, the common case, are counted in arrays; ranges in flight are kept per
- * slot in small lists taken from a pool, so neither allocates once warm.
+ * <p>Whole-slot copies, the common case, are counted in arrays; ranges in flight are kept in a
+ * small list per slot, made the first time the slot's range is copied and kept for reuse, so
+ * neither allocates once warm.
  *
  * <p>Thread safety: every method is synchronized; a batch takes the lock once.
  */
@@ -39,10 +38,11 @@ public final class GuardedSlots {
     private final byte[] writers;
     private final long[] stamp;
     private long serial;
-    /** Byte ranges of a slot that copies in flight read (or write), by slot; absent when none. */
-    private final HashMap<Integer, Ranges> rangeReads = new HashMap<>();
-    private final HashMap<Integer, Ranges> rangeWrites = new HashMap<>();
-    private final ArrayDeque<Ranges> spare = new ArrayDeque<>();
+    /** Byte ranges of each slot that copies in flight read (or write); null until a range of the slot is copied. */
+    private final Ranges[] rangeReads;
+    private final Ranges[] rangeWrites;
+    /** Range lists that are not empty, so that whole-slot batches skip the range checks while there are none. */
+    private int rangedSlots;
 
     /** Byte ranges {@code [start, end)} in flight on one slot, as pairs; a range may appear more than once. */
     private static final class Ranges {
@@ -100,6 +100,8 @@ public final class GuardedSlots {
         this.readers = new int[count];
         this.writers = new byte[count];
         this.stamp = new long[count];
+        this.rangeReads = new Ranges[count];
+        this.rangeWrites = new Ranges[count];
     }
 
     /** @return a free slot, now allocated, or -1 when none is free */
@@ -149,7 +151,11 @@ public final class GuardedSlots {
     }
 
     private boolean busy(int slot) {
-        return readers[slot] > 0 || writers[slot] > 0 || rangeReads.containsKey(slot) || rangeWrites.containsKey(slot);
+        return readers[slot] > 0 || writers[slot] > 0 || inFlight(rangeReads[slot]) || inFlight(rangeWrites[slot]);
+    }
+
+    private static boolean inFlight(Ranges r) {
+        return r != null && r.n > 0;
     }
 
     /** @return the number of slots */
@@ -208,11 +214,14 @@ public final class GuardedSlots {
             BlockMove m = moves.get(i);
             int slot = source ? m.srcSlot() : m.dstSlot();
             if (!whole) {
-                HashMap<Integer, Ranges> map = source ? rangeReads : rangeWrites;
-                Ranges r = map.get(slot);
+                Ranges[] all = source ? rangeReads : rangeWrites;
+                Ranges r = all[slot];
                 if (r == null) {
-                    r = spare.isEmpty() ? new Ranges() : spare.pop();
-                    map.put(slot, r);
+                    r = new Ranges();
+                    all[slot] = r;
+                }
+                if (r.n == 0) {
+                    rangedSlots++;
                 }
                 r.add(start, end);
             } else if (source) {
@@ -223,11 +232,11 @@ public final class GuardedSlots {
         }
     }
 
-    private static boolean overlaps(HashMap<Integer, Ranges> map, int slot, long start, long end) {
-        if (map.isEmpty()) {
+    private boolean overlaps(Ranges[] all, int slot, long start, long end) {
+        if (rangedSlots == 0) {
             return false;
         }
-        Ranges r = map.get(slot);
+        Ranges r = all[slot];
         return r != null && r.overlaps(start, end);
     }
 
@@ -244,12 +253,10 @@ public final class GuardedSlots {
             BlockMove m = moves.get(i);
             int slot = source ? m.srcSlot() : m.dstSlot();
             if (!whole) {
-                HashMap<Integer, Ranges> map = source ? rangeReads : rangeWrites;
-                Ranges r = map.get(slot);
+                Ranges r = (source ? rangeReads : rangeWrites)[slot];
                 r.remove(start, end);
                 if (r.n == 0) {
-                    map.remove(slot);
-                    spare.push(r);
+                    rangedSlots--;
                 }
             } else if (source) {
                 readers[slot]--;

@@ -41,7 +41,9 @@ import java.util.Map;
  *       that submits one batch per layer can start layer {@code l}'s compute on layer
  *       {@code l}'s event.</li>
  *   <li>Slots a batch reads or writes are guarded until its copies complete: freeing one defers
- *       its reuse (see {@link GuardedSlots}), and a conflicting batch is refused.</li>
+ *       its reuse (see {@link GuardedSlots}), and a conflicting batch is refused. Only the
+ *       batch's byte range is guarded, so batches of disjoint ranges of the same slots (one per
+ *       layer) may be in flight together.</li>
  *   <li>A sticky CUDA error fails the batch with {@link TierFailedException} and marks the
  *       device's tiers failed.</li>
  * </ul>
@@ -93,8 +95,13 @@ public final class CudaTransferEngine implements TransferEngine {
                 completion);
     }
 
-    /** Streams per direction that batched copies are spread over unless the builder says otherwise. */
-    public static final int DEFAULT_COPY_STREAMS = 4;
+    /**
+     * Streams per direction that batched copies are spread over unless the builder says
+     * otherwise: one. On the H200 host four streams gained nothing for 64 KiB blocks, lost up to
+     * 0.1 of the ceiling for 64 KiB layer slices, and made 16 KiB batched copies five times
+     * slower (kvcache-bench results/link-speed-layer-slices.md).
+     */
+    public static final int DEFAULT_COPY_STREAMS = 1;
 
     /** Which batches are copied in ascending host slot order. */
     private enum HostOrder { NONE, COPY_ENGINE_BATCHES, ALL }
