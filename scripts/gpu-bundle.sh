@@ -6,6 +6,7 @@
 # jlink's own zip compression).
 #
 #   scripts/gpu-bundle.sh [output-dir]        -> output-dir/kvcache-gpu-bundle.tar.xz
+#   MVN_OFFLINE=-o scripts/gpu-bundle.sh ...  (Maven offline, dependencies already local)
 #
 # On the GPU host:
 #   tar -xJf kvcache-gpu-bundle.tar.xz -C /tmp && cd /tmp/kvcache-gpu-bundle
@@ -25,14 +26,14 @@ rm -rf "$work"
 mkdir -p "$b/lib" "$b/test-classes" "$out"
 
 echo "== building jars and collecting dependencies"
-mvn -B -q -pl kvcache-tiers,kvcache-bench -am package dependency:copy-dependencies -DskipTests \
+mvn -B -q ${MVN_OFFLINE:-} -pl kvcache-tiers,kvcache-bench -am package dependency:copy-dependencies -DskipTests \
     -DincludeScope=test -DoutputDirectory="$b/lib" \
     -DexcludeGroupIds=org.junit.jupiter,org.junit.platform,org.opentest4j,org.apiguardian,net.jqwik,org.openjdk.jmh
 cp kvcache-bench/target/kvcache-bench-*.jar "$b/lib/"
 for m in kvcache-native kvcache-tiers; do
   cp -r "$m/target/test-classes" "$b/test-classes/$m"
 done
-mvn -B -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:$console_version \
+mvn -B -q ${MVN_OFFLINE:-} dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:$console_version \
     -DoutputDirectory="$b"
 
 # the JVM flags Chronicle Map needs (one list, kept in the parent pom), for launchers that are not -jar

@@ -1,5 +1,6 @@
 package io.kvcache.bench.link;
 
+import io.kvcache.core.tier.Tier;
 import io.kvcache.core.transfer.BlockMove;
 import io.kvcache.core.transfer.TransferBatch;
 import io.kvcache.nativ.cuda.CuLib;
@@ -24,7 +25,9 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
+import java.util.LinkedHashMap;
 import java.util.Locale;
+import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
@@ -44,14 +47,33 @@ import java.util.stream.IntStream;
  * baseline). Data is random; every timed run's bytes are verified after it. Times are wall clock
  * from submit to completion, median of the repetitions.
  *
- * <p>Usage: {@code LinkSpeedBenchmark [--device N] [--total-mib M] [--reps R] [--sizes 16K,64K,256K,2M]
- * [--out results.md] [--csv results.csv]}
+ * <p>With {@code --slices L}, each size is a layer slice of blocks of {@code L} slices (for a
+ * Llama-3-8B layout with 16-token blocks, {@code --sizes 64K --slices 32}: 64 KiB of 2 MiB
+ * blocks), and a run moves every slice of its blocks as one batch per slice index ({@code L}
+ * batches per direction, submitted back to back, each the same byte range of every block), as
+ * an engine that restores layer by layer does; the time runs to the last batch's completion.
+ *
+ * <p>{@code --variants} picks the copy paths measured, comma-separated, each
+ * {@code METHOD[-o|-u][-sN][-cN][-a]}: {@code METHOD} one of {@code auto} (the engine's measured
+ * choice), {@code kernel}, {@code batch} ({@code cuMemcpyBatchAsync}), {@code perblock};
+ * {@code -o} every batch in host-address order, {@code -u} every batch in the order given
+ * (default: the engine's, which orders batched copies only); {@code -sN} batched copies spread
+ * over {@code N} streams per direction (default: the engine's); {@code -cN} {@code N} copies per
+ * batched call; {@code -a} batched copies may read their sources in any order. Default
+ * {@code auto,kernel,batch,batch-u-s1,perblock}.
+ *
+ * <p>{@code --warmup W} untimed runs before each variant's timed ones (default 1; the first
+ * variant measured after a block size's setup has read up to 0.14 of the ceiling low with one).
+ *
+ * <p>Usage: {@code LinkSpeedBenchmark [--device N] [--total-mib M] [--reps R] [--warmup W] [--sizes 16K,64K,256K,2M]
+ * [--slices L] [--variants auto,kernel,...] [--out results.md] [--csv results.csv]}
  */
 public final class LinkSpeedBenchmark {
 
     private final CudaContext ctx;
     private final long total;
     private final int reps;
+    private int warmup = 1;
     private final PrintStream log = System.out;
     private final ExecutorService second = Executors.newSingleThreadExecutor(r -> {
         Thread t = new Thread(r, "link-bench-evict");
@@ -61,29 +83,113 @@ public final class LinkSpeedBenchmark {
     private double ceilH2D;
     private double ceilD2H;
     private double ceilBoth;
+    private double[] ceilingsBefore;
 
-    private LinkSpeedBenchmark(CudaContext ctx, long total, int reps) {
+    private final int slices;
+    private final List<VariantSpec> variantSpecs;
+
+    private LinkSpeedBenchmark(CudaContext ctx, long total, int reps, int slices, List<VariantSpec> variantSpecs) {
         this.ctx = ctx;
         this.total = total;
         this.reps = reps;
+        this.slices = slices;
+        this.variantSpecs = variantSpecs;
     }
 
-    /** One row of the results. */
-    record Row(long blockBytes, String method, String direction, double gbps, double ratio, String chosen) {
+    /**
+     * One row of the results.
+     *
+     * @param blockBytes bytes per copy (a whole block, or one slice of it)
+     * @param slotBytes  bytes per block
+     */
+    record Row(long blockBytes, long slotBytes, String method, String direction, double gbps, double ratio,
+               String chosen) {
+    }
+
+    /**
+     * A copy path to measure, parsed from {@code METHOD[-o][-sN][-cN]}.
+     *
+     * @param method  the method, or null for the engine's choice
+     * @param ordered blocks in host-address order (true), in batch order (false), or as the engine orders them (null)
+     * @param streams streams per direction for batched copies, or 0 for the engine's default
+     * @param call    copies per batched call, or 0 for the engine's default
+     * @param any     batched copies may read their sources in any order
+     */
+    record VariantSpec(String key, CopyMethod method, Boolean ordered, int streams, int call, boolean any) {
+        static VariantSpec parse(String key) {
+            String[] parts = key.trim().split("-");
+            CopyMethod m = switch (parts[0]) {
+                case "auto" -> null;
+                case "kernel" -> CopyMethod.KERNEL;
+                case "batch" -> CopyMethod.BATCH_MEMCPY;
+                case "perblock" -> CopyMethod.PER_BLOCK;
+                default -> throw new IllegalArgumentException("unknown method '" + parts[0] + "' in variant " + key);
+            };
+            Boolean ordered = null;
+            int streams = 0;
+            int call = 0;
+            boolean any = false;
+            for (int i = 1; i < parts.length; i++) {
+                String p = parts[i];
+                if (p.equals("o")) {
+                    ordered = true;
+                } else if (p.equals("u")) {
+                    ordered = false;
+                } else if (p.equals("a")) {
+                    any = true;
+                } else if (p.startsWith("s")) {
+                    streams = Integer.parseInt(p.substring(1));
+                } else if (p.startsWith("c")) {
+                    call = Integer.parseInt(p.substring(1));
+                } else {
+                    throw new IllegalArgumentException("unknown option '" + p + "' in variant " + key);
+                }
+            }
+            return new VariantSpec(key.trim(), m, ordered, streams, call, any);
+        }
+
+        String name() {
+            StringBuilder sb = new StringBuilder(method == null ? "engine (auto)"
+                    : method == CopyMethod.PER_BLOCK ? "PER_BLOCK baseline" : method.name());
+            if (ordered != null) {
+                sb.append(ordered ? ", blocks in host-address order" : ", blocks in batch order");
+            }
+            if (streams > 0) {
+                sb.append(", ").append(streams).append(streams == 1 ? " stream" : " streams");
+            }
+            if (call > 0) {
+                sb.append(", calls of ").append(call);
+            }
+            if (any) {
+                sb.append(", sources in any order");
+            }
+            return sb.toString();
+        }
+
+        /** @return the engine configuration this variant needs (variants with equal keys share an engine) */
+        String engineKey() {
+            return ordered + "/" + streams + "/" + call + "/" + any;
+        }
     }
 
     public static void main(String[] args) throws Exception {
         int device = 0;
         long totalMiB = 1024;
         int reps = 5;
+        int warmup = 1;
         long[] sizes = {16 << 10, 64 << 10, 256 << 10, 2 << 20};
         Path out = null;
         Path csv = null;
+        int slices = 0;
+        String variants = "auto,kernel,batch,batch-u-s1,perblock";
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
+                case "--slices" -> slices = Integer.parseInt(args[++i]);
+                case "--variants" -> variants = args[++i];
                 case "--device" -> device = Integer.parseInt(args[++i]);
                 case "--total-mib" -> totalMiB = Long.parseLong(args[++i]);
                 case "--reps" -> reps = Integer.parseInt(args[++i]);
+                case "--warmup" -> warmup = Integer.parseInt(args[++i]);
                 case "--sizes" -> sizes = Arrays.stream(args[++i].split(",")).mapToLong(LinkSpeedBenchmark::parseSize).toArray();
                 case "--out" -> out = Path.of(args[++i]);
                 case "--csv" -> csv = Path.of(args[++i]);
@@ -91,13 +197,31 @@ public final class LinkSpeedBenchmark {
             }
         }
         CudaContext ctx = CudaContext.device(device);
-        LinkSpeedBenchmark b = new LinkSpeedBenchmark(ctx, totalMiB << 20, reps);
+        List<VariantSpec> specs = Arrays.stream(variants.split(",")).map(VariantSpec::parse).toList();
+        LinkSpeedBenchmark b = new LinkSpeedBenchmark(ctx, totalMiB << 20, reps, slices, specs);
+        if (warmup < 1) {
+            throw new IllegalArgumentException("--warmup must be at least 1, was " + warmup);
+        }
+        b.warmup = warmup;
         String started = ZonedDateTime.now(ZoneOffset.UTC).format(DateTimeFormatter.ISO_OFFSET_DATE_TIME);
         b.log.printf("link speed on %s, driver %d, %d MiB per run, %d reps%n", ctx, Cuda.driverVersion(), totalMiB, reps);
         b.measureCeilings();
-        List<Row> rows = new ArrayList<>();
+        double[] before = {b.ceilH2D, b.ceilD2H, b.ceilBoth};
+        List<Row> measured = new ArrayList<>();
         for (long size : sizes) {
-            rows.addAll(b.measureBlockSize(size));
+            measured.addAll(b.measureBlockSize(size));
+        }
+        // measured again after the copies, and the higher of the two kept: a ceiling that read low
+        // once (a cold link, say) would flatter every ratio
+        b.measureCeilings();
+        b.ceilH2D = Math.max(b.ceilH2D, before[0]);
+        b.ceilD2H = Math.max(b.ceilD2H, before[1]);
+        b.ceilBoth = Math.max(b.ceilBoth, before[2]);
+        b.ceilingsBefore = before;
+        List<Row> rows = new ArrayList<>();
+        for (Row r : measured) {
+            double ceil = r.direction.equals("h2d") ? b.ceilH2D : r.direction.equals("d2h") ? b.ceilD2H : b.ceilBoth;
+            rows.add(new Row(r.blockBytes, r.slotBytes, r.method, r.direction, r.gbps, r.gbps / ceil, r.chosen));
         }
         String table = b.table(rows, started, String.join(" ", args));
         b.log.println();
@@ -106,13 +230,13 @@ public final class LinkSpeedBenchmark {
             Files.writeString(out, table);
         }
         if (csv != null) {
-            StringBuilder sb = new StringBuilder("block_bytes,method,direction,gbps,ratio\n");
+            StringBuilder sb = new StringBuilder("block_bytes,method,direction,gbps,ratio,slot_bytes\n");
             for (Row r : rows) {
-                sb.append(String.format(Locale.ROOT, "%d,%s,%s,%.2f,%.3f%n", r.blockBytes, r.method, r.direction,
-                        r.gbps, r.ratio));
+                sb.append(String.format(Locale.ROOT, "%d,\"%s\",%s,%.2f,%.3f,%d%n", r.blockBytes, r.method,
+                        r.direction, r.gbps, r.ratio, r.slotBytes));
             }
-            sb.append(String.format(Locale.ROOT, "0,ceiling,h2d,%.2f,1%n0,ceiling,d2h,%.2f,1%n0,ceiling,both,%.2f,1%n",
-                    b.ceilH2D, b.ceilD2H, b.ceilBoth));
+            sb.append(String.format(Locale.ROOT, "0,ceiling,h2d,%.2f,1,0%n0,ceiling,d2h,%.2f,1,0%n"
+                    + "0,ceiling,both,%.2f,1,0%n", b.ceilH2D, b.ceilD2H, b.ceilBoth));
             Files.writeString(csv, sb.toString());
         }
     }
@@ -186,94 +310,116 @@ public final class LinkSpeedBenchmark {
     }
 
     /** A way of moving blocks: an engine configuration and the method for each direction (null: engine's choice). */
-    record Variant(String name, CudaTransferEngine engine, CopyMethod up, CopyMethod down, boolean bothOnly,
-                   boolean noBoth) {
+    record Variant(String name, CudaTransferEngine engine, CopyMethod up, CopyMethod down, boolean noBoth) {
     }
 
     /**
      * Host tier: A = 2s slots from which host-to-device runs read a random half, B = s slots
      * holding the reference copy of device half B, C = 2s slots of which device-to-host runs
      * write a random half (so that the blocks of a batch are scattered over twice their size).
-     * Device tier: half A receives, half B is the source.
+     * Device tier: half A receives, half B is the source. With slices, a block holds
+     * {@code slices} copies of {@code blockBytes} each.
      */
     @SuppressWarnings("restricted") // the verification segment covers the pinned buffer allocated here
     private List<Row> measureBlockSize(long blockBytes) {
-        int s = (int) (total / blockBytes);
+        long slotBytes = slices > 0 ? slices * blockBytes : blockBytes;
+        int s = (int) (total / slotBytes);
+        String label = label(blockBytes, slotBytes);
         List<Row> rows = new ArrayList<>();
-        List<CudaTransferEngine> engines = new ArrayList<>();
-        try (PinnedHostTier host = PinnedHostTier.builder(blockBytes, 5 * s).context(ctx).build();
-             CudaDeviceTier dev = CudaDeviceTier.allocate(ctx, blockBytes, 2 * s)) {
+        Map<String, CudaTransferEngine> engines = new LinkedHashMap<>();
+        try (PinnedHostTier host = PinnedHostTier.builder(slotBytes, 5 * s).context(ctx).build();
+             CudaDeviceTier dev = CudaDeviceTier.allocate(ctx, slotBytes, 2 * s)) {
             for (int i = 0; i < 5 * s; i++) {
                 host.allocate();
             }
             for (int i = 0; i < 2 * s; i++) {
                 dev.allocate();
             }
-            log.printf(Locale.ROOT, "%s: host tier %s%n", size(blockBytes), host.backing());
-            IntStream.range(0, 3 * s).parallel().forEach(i -> fillRandom(host.view(i), blockBytes * 7919 + i));
+            log.printf(Locale.ROOT, "%s: host tier %s%n", label, host.backing());
+            IntStream.range(0, 3 * s).parallel().forEach(i -> fillRandom(host.view(i), slotBytes * 7919 + i));
             // device half B starts as a copy of host half B
             for (int i = 0; i < s; i++) {
                 dev.write(s + i, 0, host.view(2 * s + i));
             }
-            // measured at build, so that no background calibration runs beside the timed copies
-            CudaTransferEngine auto = add(engines, CudaTransferEngine.builder(ctx).calibrate(blockBytes).build());
-            CudaTransferEngine ordered = add(engines, CudaTransferEngine.builder(ctx).orderByHostAddress(true)
-                    .calibrate(blockBytes).build());
-            String chosenH2D = auto.methodFor(Direction.HOST_TO_DEVICE, blockBytes).name();
-            String chosenD2H = auto.methodFor(Direction.DEVICE_TO_HOST, blockBytes).name();
-            log.printf(Locale.ROOT, "%s: engine chose H2D %s %s, D2H %s %s%n", size(blockBytes), chosenH2D,
-                    rates(auto.measuredRates(Direction.HOST_TO_DEVICE, blockBytes)), chosenD2H,
-                    rates(auto.measuredRates(Direction.DEVICE_TO_HOST, blockBytes)));
-            List<Variant> variants = List.of(
-                    new Variant("engine (auto)", auto, null, null, false, false),
-                    new Variant("KERNEL", auto, CopyMethod.KERNEL, CopyMethod.KERNEL, false, false),
-                    new Variant("BATCH_MEMCPY", auto, CopyMethod.BATCH_MEMCPY, CopyMethod.BATCH_MEMCPY, false, false),
-                    new Variant("KERNEL, blocks in host-address order", ordered, CopyMethod.KERNEL, CopyMethod.KERNEL,
-                            false, false),
-                    new Variant("PER_BLOCK baseline", auto, CopyMethod.PER_BLOCK, CopyMethod.PER_BLOCK, false, true));
-            long verify = ctx.hostAllocate((long) s * blockBytes);
+            List<Variant> variants = new ArrayList<>();
+            String chosenH2D = "";
+            String chosenD2H = "";
+            for (VariantSpec v : variantSpecs) {
+                boolean calibrate = variantSpecs.stream().anyMatch(o -> o.method() == null
+                        && o.engineKey().equals(v.engineKey()));
+                CudaTransferEngine e = engines.computeIfAbsent(v.engineKey(), k -> {
+                    CudaTransferEngine.Builder b = CudaTransferEngine.builder(ctx).batchSourceAnyOrder(v.any());
+                    if (v.ordered() != null) {
+                        b.orderByHostAddress(v.ordered());
+                    }
+                    if (v.streams() > 0) {
+                        b.copyStreams(v.streams());
+                    }
+                    if (v.call() > 0) {
+                        b.copiesPerBatchCall(v.call());
+                    }
+                    // measured at build, so that no background calibration runs beside the timed copies
+                    return (calibrate ? b.calibrate(blockBytes) : b).build();
+                });
+                if (v.method() == null) {
+                    chosenH2D = e.methodFor(Direction.HOST_TO_DEVICE, blockBytes).name();
+                    chosenD2H = e.methodFor(Direction.DEVICE_TO_HOST, blockBytes).name();
+                    log.printf(Locale.ROOT, "%s: engine chose H2D %s %s, D2H %s %s%n", label, chosenH2D,
+                            rates(e.measuredRates(Direction.HOST_TO_DEVICE, blockBytes)), chosenD2H,
+                            rates(e.measuredRates(Direction.DEVICE_TO_HOST, blockBytes)));
+                }
+                variants.add(new Variant(v.name(), e, v.method(), v.method(), v.method() == CopyMethod.PER_BLOCK));
+            }
+            long verify = ctx.hostAllocate((long) s * slotBytes);
             try {
-                MemorySegment verifySeg = MemorySegment.ofAddress(verify).reinterpret((long) s * blockBytes);
+                MemorySegment verifySeg = MemorySegment.ofAddress(verify).reinterpret((long) s * slotBytes);
                 SplittableRandom rnd = new SplittableRandom(blockBytes);
                 for (Variant v : variants) {
                     for (String dir : new String[] {"h2d", "d2h", "both"}) {
-                        if ((v.bothOnly && !dir.equals("both")) || (v.noBoth && dir.equals("both"))) {
+                        if (v.noBoth && dir.equals("both")) {
                             continue;
                         }
-                        double gbps = run(v, host, dev, s, blockBytes, dir, rnd, verifySeg, verify);
+                        double gbps = run(v, host, dev, s, blockBytes, slotBytes, dir, rnd, verifySeg, verify);
                         double ceil = dir.equals("h2d") ? ceilH2D : dir.equals("d2h") ? ceilD2H : ceilBoth;
                         String chosen = v.up != null ? "" : dir.equals("h2d") ? chosenH2D : dir.equals("d2h") ? chosenD2H
                                 : chosenH2D + " + " + chosenD2H;
-                        rows.add(new Row(blockBytes, v.name, dir, gbps, gbps / ceil, chosen));
-                        log.printf(Locale.ROOT, "  %-7s %-36s %-4s %6.1f GB/s  ratio %.3f  (verified)%n",
-                                size(blockBytes), v.name, dir, gbps, gbps / ceil);
+                        rows.add(new Row(blockBytes, slotBytes, v.name, dir, gbps, gbps / ceil, chosen));
+                        log.printf(Locale.ROOT, "  %-16s %-52s %-4s %6.1f GB/s  ratio %.3f  (verified)%n",
+                                label, v.name, dir, gbps, gbps / ceil);
                     }
                 }
             } finally {
                 ctx.hostFree(verify);
             }
         } finally {
-            for (CudaTransferEngine e : engines) {
+            for (CudaTransferEngine e : engines.values()) {
                 e.close();
             }
         }
         return rows;
     }
 
-    private static CudaTransferEngine add(List<CudaTransferEngine> engines, CudaTransferEngine e) {
-        engines.add(e);
-        return e;
+    /** @return the batches a run submits in one direction: one of whole blocks, or one per slice index */
+    private List<TransferBatch> batches(Tier from, Tier to, List<BlockMove> moves, long blockBytes) {
+        if (slices == 0) {
+            return List.of(new TransferBatch(from, to, moves));
+        }
+        List<TransferBatch> b = new ArrayList<>(slices);
+        for (int l = 0; l < slices; l++) {
+            b.add(new TransferBatch(from, to, moves, l * blockBytes, blockBytes));
+        }
+        return b;
     }
 
-    /** Median GB/s of {@code reps} verified runs after one warm-up. */
-    private double run(Variant v, PinnedHostTier host, CudaDeviceTier dev, int s, long blockBytes, String dir,
-                       SplittableRandom rnd, MemorySegment verifySeg, long verify) {
+    /** Median GB/s of {@code reps} verified runs after {@code warmup} untimed ones. */
+    private double run(Variant v, PinnedHostTier host, CudaDeviceTier dev, int s, long blockBytes, long slotBytes,
+                       String dir, SplittableRandom rnd, MemorySegment verifySeg, long verify) {
         boolean up = !dir.equals("d2h");
         boolean down = !dir.equals("h2d");
         double[] rates = new double[reps];
         double[] submitMs = new double[reps];
         double[] totalMs = new double[reps];
-        for (int r = -1; r < reps; r++) {
+        for (int r = -warmup; r < reps; r++) {
             int[] srcA = Arrays.copyOf(permutation(2 * s, rnd), s);       // random half of host A
             int[] dstC = Arrays.copyOf(permutation(2 * s, rnd), s);       // random half of host C
             int[] devA = permutation(s, rnd);
@@ -286,46 +432,50 @@ public final class LinkSpeedBenchmark {
             // poison the destinations so that a block not written cannot pass verification
             if (up) {
                 ctx.makeCurrent();
-                ctx.check(Cuda.driver().cuMemsetD8_v2(dev.baseAddress(), (byte) 0, (long) s * blockBytes), "cuMemsetD8");
+                ctx.check(Cuda.driver().cuMemsetD8_v2(dev.baseAddress(), (byte) 0, (long) s * slotBytes), "cuMemsetD8");
                 ctx.check(Cuda.driver().cuCtxSynchronize(), "cuCtxSynchronize");
             }
             if (down) {
                 IntStream.range(0, s).parallel().forEach(i -> host.view(3 * s + dstC[i]).fill((byte) 0));
             }
-            TransferBatch ub = new TransferBatch(host, dev, upMoves);
-            TransferBatch db = new TransferBatch(dev, host, downMoves);
-            CudaTransferHandle hu;
-            CudaTransferHandle hd;
+            List<TransferBatch> ub = batches(host, dev, upMoves, blockBytes);
+            List<TransferBatch> db = batches(dev, host, downMoves, blockBytes);
+            List<CudaTransferHandle> hu = List.of();
+            List<CudaTransferHandle> hd = List.of();
             long t0;
             if (up && down) {
                 // prefetch and eviction come from different threads in a cache: submit them so
                 CountDownLatch go = new CountDownLatch(1);
-                Future<CudaTransferHandle> evict = second.submit(() -> {
+                Future<List<CudaTransferHandle>> evict = second.submit(() -> {
                     go.await();
-                    return submit(v.engine, db, v.down);
+                    return submitAll(v.engine, db, v.down);
                 });
                 t0 = System.nanoTime();
                 go.countDown();
-                hu = submit(v.engine, ub, v.up);
+                hu = submitAll(v.engine, ub, v.up);
                 hd = join(evict);
             } else {
                 t0 = System.nanoTime();
-                hu = up ? submit(v.engine, ub, v.up) : null;
-                hd = down ? submit(v.engine, db, v.down) : null;
+                if (up) {
+                    hu = submitAll(v.engine, ub, v.up);
+                }
+                if (down) {
+                    hd = submitAll(v.engine, db, v.down);
+                }
             }
             long submitted = System.nanoTime();
-            if (hu != null) {
-                hu.completion().join();
+            for (CudaTransferHandle h : hu) {
+                h.completion().join();
             }
-            if (hd != null) {
-                hd.completion().join();
+            for (CudaTransferHandle h : hd) {
+                h.completion().join();
             }
             long t1 = System.nanoTime();
             if (up) {
                 ctx.makeCurrent();
-                ctx.check(Cuda.driver().cuMemcpyDtoH_v2(verify, dev.baseAddress(), (long) s * blockBytes), "cuMemcpyDtoH");
-                long bad = IntStream.range(0, s).parallel().filter(i -> verifySeg.asSlice((long) devA[i] * blockBytes,
-                        blockBytes).mismatch(host.view(srcA[i])) != -1).count();
+                ctx.check(Cuda.driver().cuMemcpyDtoH_v2(verify, dev.baseAddress(), (long) s * slotBytes), "cuMemcpyDtoH");
+                long bad = IntStream.range(0, s).parallel().filter(i -> verifySeg.asSlice((long) devA[i] * slotBytes,
+                        slotBytes).mismatch(host.view(srcA[i])) != -1).count();
                 check(bad == 0, bad + " blocks differ after host-to-device " + v.name + " of " + size(blockBytes));
             }
             if (down) {
@@ -334,7 +484,7 @@ public final class LinkSpeedBenchmark {
                 check(bad == 0, bad + " blocks differ after device-to-host " + v.name + " of " + size(blockBytes));
             }
             if (r >= 0) {
-                rates[r] = (up && down ? 2.0 : 1.0) * s * blockBytes / (t1 - t0);
+                rates[r] = (up && down ? 2.0 : 1.0) * s * slotBytes / (t1 - t0);
                 submitMs[r] = (submitted - t0) / 1e6;
                 totalMs[r] = (t1 - t0) / 1e6;
             }
@@ -344,16 +494,20 @@ public final class LinkSpeedBenchmark {
         return median(rates);
     }
 
-    private static CudaTransferHandle join(Future<CudaTransferHandle> f) {
+    private static List<CudaTransferHandle> submitAll(CudaTransferEngine e, List<TransferBatch> batches, CopyMethod m) {
+        List<CudaTransferHandle> h = new ArrayList<>(batches.size());
+        for (TransferBatch b : batches) {
+            h.add(m == null ? e.submit(b) : e.submit(b, m));
+        }
+        return h;
+    }
+
+    private static List<CudaTransferHandle> join(Future<List<CudaTransferHandle>> f) {
         try {
             return f.get();
         } catch (InterruptedException | ExecutionException e) {
             throw new IllegalStateException("device-to-host submission failed", e);
         }
-    }
-
-    private static CudaTransferHandle submit(CudaTransferEngine e, TransferBatch b, CopyMethod m) {
-        return m == null ? e.submit(b) : e.submit(b, m);
     }
 
     private String table(List<Row> rows, String started, String args) {
@@ -366,12 +520,21 @@ public final class LinkSpeedBenchmark {
                 .append(System.getProperty("java.version")).append(", ")
                 .append(Runtime.getRuntime().availableProcessors()).append(" cores\n");
         sb.append("- arguments: `").append(args).append("`; ").append(total >> 20).append(" MiB of blocks per run, ")
-                .append("median of ").append(reps).append(" runs after a warm-up; each batch moves blocks in random ")
+                .append("median of ").append(reps).append(" runs after ")
+                .append(warmup == 1 ? "a warm-up" : warmup + " warm-up runs").append("; each batch moves blocks in random ")
                 .append("order between a random half of twice as many host slots and the device; random data; ")
                 .append("every run's bytes verified\n");
-        sb.append(String.format(Locale.ROOT, "- ceilings measured in this run (one %d MiB pinned copy): "
-                + "H2D **%.1f GB/s**, D2H **%.1f GB/s**, both directions at once (two streams) **%.1f GB/s**%n%n",
-                total >> 20, ceilH2D, ceilD2H, ceilBoth));
+        if (slices > 0) {
+            sb.append("- layer slices: a block holds ").append(slices).append(" slices of the size in the first ")
+                    .append("column; a run submits ").append(slices).append(" batches per direction back to back, ")
+                    .append("one per slice index (the same byte range of every block), and ends when the last ")
+                    .append("completes\n");
+        }
+        sb.append(String.format(Locale.ROOT, "- ceilings measured in this run (one %d MiB pinned copy, median of %d, "
+                + "before and after the copies, the higher kept): H2D **%.1f GB/s**, D2H **%.1f GB/s**, both "
+                + "directions at once (two streams) **%.1f GB/s** (before the copies: %.1f / %.1f / %.1f)%n%n",
+                total >> 20, reps, ceilH2D, ceilD2H, ceilBoth, ceilingsBefore[0], ceilingsBefore[1],
+                ceilingsBefore[2]));
         sb.append("GB/s (ratio to the ceiling of the same direction); GB = 10^9 bytes.\n\n");
         sb.append("| block | method | H2D | D2H | both at once | engine's choice |\n");
         sb.append("| --- | --- | --- | --- | --- | --- |\n");
@@ -399,7 +562,8 @@ public final class LinkSpeedBenchmark {
                 }
                 j++;
             }
-            sb.append("| ").append(r.blockBytes == lastSize ? "" : size(r.blockBytes)).append(" | ").append(r.method)
+            sb.append("| ").append(r.blockBytes == lastSize ? "" : label(r.blockBytes, r.slotBytes)).append(" | ")
+                    .append(r.method)
                     .append(" | ").append(h2d).append(" | ").append(d2h).append(" | ").append(both.isEmpty() ? "-" : both)
                     .append(" | ").append(chosen).append(" |\n");
             lastSize = r.blockBytes;
@@ -408,10 +572,15 @@ public final class LinkSpeedBenchmark {
         return sb.toString();
     }
 
-    private static String rates(java.util.Map<CopyMethod, Double> r) {
+    private static String rates(Map<CopyMethod, Double> r) {
         StringBuilder sb = new StringBuilder("(");
         r.forEach((k, v) -> sb.append(String.format(Locale.ROOT, "%s %.1f ", k, v)));
         return sb.toString().trim() + " GB/s)";
+    }
+
+    /** @return a block size, or a slice and its block */
+    static String label(long blockBytes, long slotBytes) {
+        return blockBytes == slotBytes ? size(blockBytes) : size(blockBytes) + " of " + size(slotBytes);
     }
 
     static String size(long b) {

@@ -31,7 +31,7 @@ final class BatchCompletion {
                 failure = translate(e, h.route);
             }
         }
-        h.route.endCopies(h.batch.moves());
+        h.route.endCopies(h.batch);
         h.markFinished();
         h.lane.recycle(h.staging, h.event, !context.failed());
         if (failure == null) {

@@ -26,17 +26,30 @@ final class CopyMethodProbe implements CopyMethodSelector.Probe {
     private final long calibrationBytes;
     private final int maxCtas;
     private final boolean batchSourceAnyOrder;
+    private final int copyStreams;
+    private final int callCopies;
+    private final boolean batchHostOrdered;
+    private final boolean kernelHostOrdered;
 
     /**
      * @param calibrationBytes    bytes moved per trial
      * @param maxCtas             upper bound on a copy kernel's grid, as the lanes use
      * @param batchSourceAnyOrder source access order of batched copies, as the lanes use
+     * @param copyStreams         streams batched copies are spread over, as the lanes use
+     * @param callCopies          copies per {@code cuMemcpyBatchAsync} call, as the lanes use
+     * @param batchHostOrdered    whether the lanes order batched copies by host address
+     * @param kernelHostOrdered   whether the lanes order kernel batches by host address
      */
-    CopyMethodProbe(CudaContext context, long calibrationBytes, int maxCtas, boolean batchSourceAnyOrder) {
+    CopyMethodProbe(CudaContext context, long calibrationBytes, int maxCtas, boolean batchSourceAnyOrder,
+                    int copyStreams, int callCopies, boolean batchHostOrdered, boolean kernelHostOrdered) {
+        this.batchHostOrdered = batchHostOrdered;
+        this.kernelHostOrdered = kernelHostOrdered;
         this.context = context;
         this.calibrationBytes = calibrationBytes;
         this.maxCtas = maxCtas;
         this.batchSourceAnyOrder = batchSourceAnyOrder;
+        this.copyStreams = copyStreams;
+        this.callCopies = callCopies;
     }
 
     @Override
@@ -82,7 +95,8 @@ final class CopyMethodProbe implements CopyMethodSelector.Probe {
         boolean dstHost = dir == Direction.DEVICE_TO_HOST;
         long srcBase = 0;
         long dstBase = 0;
-        long stream = 0;
+        long[] streams = new long[copyStreams];
+        ChunkEnqueuer enqueuer = null;
         long start = 0;
         long end = 0;
         StagingBuffers st = null;
@@ -90,11 +104,14 @@ final class CopyMethodProbe implements CopyMethodSelector.Probe {
             context.makeCurrent();
             srcBase = srcHost ? context.hostAllocate(bytes) : context.allocate(bytes);
             dstBase = dstHost ? context.hostAllocate(bytes) : context.allocate(bytes);
-            stream = context.createStream();
+            for (int i = 0; i < streams.length; i++) {
+                streams[i] = context.createStream();
+            }
+            long stream = streams[0];
             start = context.createEvent(true);
             end = context.createEvent(true);
             st = new StagingBuffers(context, blocks, 1);
-            ChunkEnqueuer enqueuer = new ChunkEnqueuer(context, stream, maxCtas, batchSourceAnyOrder);
+            enqueuer = new ChunkEnqueuer(context, streams, maxCtas, batchSourceAnyOrder, callCopies);
             int[] perm = permutation(blocks, new SplittableRandom(blockBytes));
             for (CopyMethod m : new CopyMethod[] {CopyMethod.KERNEL, CopyMethod.BATCH_MEMCPY}) {
                 if (unavailable(m, null) != null) {
@@ -106,13 +123,19 @@ final class CopyMethodProbe implements CopyMethodSelector.Probe {
                 long dstK = kernel && dstHost && !context.hostPointerIsDevicePointer()
                         ? context.hostDevicePointer(dstBase) : dstBase;
                 MemorySegment pairs = st.pairs(0);
+                // scattered on one side; the host side ascending where the lanes would order the batch so
+                boolean hostDestinationAscending = dstHost && (kernel ? kernelHostOrdered : batchHostOrdered);
                 for (int i = 0; i < blocks; i++) {
-                    StagingBuffers.putPair(pairs, i, srcK + (long) i * blockBytes, dstK + (long) perm[i] * blockBytes);
+                    long from = (long) (hostDestinationAscending ? perm[i] : i) * blockBytes;
+                    long to = (long) (hostDestinationAscending ? i : perm[i]) * blockBytes;
+                    StagingBuffers.putPair(pairs, i, srcK + from, dstK + to);
                 }
                 double[] ms = new double[3];
                 for (int r = -1; r < ms.length; r++) {
                     context.check(Cuda.driver().cuEventRecord(start, stream), "cuEventRecord");
+                    enqueuer.begin();
                     enqueuer.enqueue(m, dir, st, 0, blocks, blockBytes);
+                    enqueuer.join();
                     context.check(Cuda.driver().cuEventRecord(end, stream), "cuEventRecord");
                     context.check(Cuda.driver().cuEventSynchronize(end), "cuEventSynchronize");
                     if (r >= 0) {
@@ -136,9 +159,15 @@ final class CopyMethodProbe implements CopyMethodSelector.Probe {
                 Cuda.driver().cuEventDestroy_v2(end);
             }
             if (!context.failed()) {
-                if (stream != 0) {
-                    Cuda.driver().cuStreamSynchronize(stream);
-                    Cuda.driver().cuStreamDestroy_v2(stream);
+                if (enqueuer != null) {
+                    enqueuer.synchronize();
+                    enqueuer.free();
+                }
+                for (long s : streams) {
+                    if (s != 0) {
+                        Cuda.driver().cuStreamSynchronize(s);
+                        Cuda.driver().cuStreamDestroy_v2(s);
+                    }
                 }
                 if (st != null) {
                     st.free(context);

@@ -29,6 +29,14 @@ final class CopyMethodSelector implements AutoCloseable {
     /** Fraction of the kernel's rate within which the copy engines are preferred. */
     static final double COPY_ENGINE_MARGIN = 0.03;
     /**
+     * The same for the link, where the two directions' rates are measured one at a time: kernels
+     * in both directions at once reach only 0.72-0.82 of the both-ways ceiling where copy
+     * engines reach 0.93-1.0 (64 KiB blocks on the H200 host, results/link-speed-layer-slices.md),
+     * which trials of one direction cannot see, and those trials measured the kernel up to 13%
+     * faster at 64 KiB in one run and 3% slower in the next.
+     */
+    static final double LINK_COPY_ENGINE_MARGIN = 0.15;
+    /**
      * Block size from which the provisional method is the driver's batched copy: on the H200 host
      * it measured faster than the kernel from 64 KiB up, and the kernel faster below
      * (kvcache-bench results/link-speed.md).
@@ -89,6 +97,15 @@ final class CopyMethodSelector implements AutoCloseable {
         }
         calibrateInBackground(route.direction(), blockBytes);
         return provisional(blockBytes);
+    }
+
+    /**
+     * The method for a batch whose byte range is not 16-byte aligned, which the kernel cannot
+     * copy: the driver's batched copy, else one copy per block. Never measures.
+     */
+    CopyMethod unaligned(CudaRoute route) {
+        return probe.unavailable(CopyMethod.BATCH_MEMCPY, route.peer()) == null ? CopyMethod.BATCH_MEMCPY
+                : CopyMethod.PER_BLOCK;
     }
 
     /**
@@ -218,7 +235,8 @@ final class CopyMethodSelector implements AutoCloseable {
      * One method for both directions over the link. Kernels in one direction and copy engines in
      * the other measured far slower together than either alone (64 KiB blocks on the H200 host:
      * 50 GB/s both ways, against 70 for two kernels and 82 for copy engines), so the choice is
-     * made on the sum of the two directions' rates, with {@link #choose}'s preference.
+     * made on the sum of the two directions' rates, with the copy engines preferred within
+     * {@link #LINK_COPY_ENGINE_MARGIN}.
      */
     static CopyMethod chooseForLink(Map<CopyMethod, Double> up, Map<CopyMethod, Double> down) {
         Map<CopyMethod, Double> sum = new EnumMap<>(CopyMethod.class);
@@ -228,7 +246,7 @@ final class CopyMethodSelector implements AutoCloseable {
                 sum.put(e.getKey(), e.getValue() + d);
             }
         }
-        return sum.isEmpty() ? CopyMethod.PER_BLOCK : choose(sum);
+        return sum.isEmpty() ? CopyMethod.PER_BLOCK : choose(sum, LINK_COPY_ENGINE_MARGIN);
     }
 
     /**
@@ -238,6 +256,11 @@ final class CopyMethodSelector implements AutoCloseable {
      * 93 GB/s both ways at 256 KiB against 74 for two kernels, results/link-speed.md).
      */
     static CopyMethod choose(Map<CopyMethod, Double> rates) {
+        return choose(rates, COPY_ENGINE_MARGIN);
+    }
+
+    /** {@link #choose(Map)} with the copy engines preferred within {@code margin} of the kernel's rate. */
+    static CopyMethod choose(Map<CopyMethod, Double> rates, double margin) {
         CopyMethod best = CopyMethod.PER_BLOCK;
         double bestRate = -1;
         for (Map.Entry<CopyMethod, Double> e : rates.entrySet()) {
@@ -247,7 +270,7 @@ final class CopyMethodSelector implements AutoCloseable {
             }
         }
         Double batch = rates.get(CopyMethod.BATCH_MEMCPY);
-        if (best == CopyMethod.KERNEL && batch != null && batch >= bestRate * (1 - COPY_ENGINE_MARGIN)) {
+        if (best == CopyMethod.KERNEL && batch != null && batch >= bestRate * (1 - margin)) {
             return CopyMethod.BATCH_MEMCPY;
         }
         return best;

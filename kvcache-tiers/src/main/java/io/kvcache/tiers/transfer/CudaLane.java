@@ -10,16 +10,20 @@ import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
- * One direction's stream, the thread that completes its batches in submission order, and the
- * staging memory and events its batches reuse.
+ * One direction's stream (and any further streams its batched copies are spread over), the
+ * thread that completes its batches in submission order, and the staging memory and events its
+ * batches reuse. Every batch's event is recorded on the lane's stream, after the batch's copies
+ * on the other streams (see {@link ChunkEnqueuer#join}), so batches complete in the order they
+ * were submitted and each one's event covers all of its bytes.
  *
  * <p>Thread safety: {@link #lock} serialises submissions; {@link #enqueuer}, {@link #staging},
- * {@link #event} and {@link #sortByHostSlot} are called with it held. {@link #run} runs on the
+ * {@link #event}, {@link #drain} and {@link #sortByHostSlot} are called with it held. {@link #run} runs on the
  * lane's completion thread only; {@link #recycle} is called from there or, for a batch that
  * failed to enqueue, under the lock. {@link #shutdown} is called once, by the engine's close.
  */
 final class CudaLane implements Runnable {
     final long stream;
+    private final long[] streams;
     final ReentrantLock lock = new ReentrantLock();
     private final CudaContext context;
     private final ChunkEnqueuer enqueuer;
@@ -35,15 +39,22 @@ final class CudaLane implements Runnable {
      * Creates the stream and starts the completion thread.
      *
      * @param label               names the thread ("h2d", "d2h")
+     * @param copyStreams         streams batched copies are spread over (the lane's own first)
      * @param maxCtas             upper bound on a copy kernel's grid
      * @param batchSourceAnyOrder whether batched copies may read sources in any order
+     * @param callCopies          copies per {@code cuMemcpyBatchAsync} call
      * @param completion          what ends each batch, on the completion thread
      */
-    CudaLane(CudaContext context, String label, int maxCtas, boolean batchSourceAnyOrder, BatchCompletion completion) {
+    CudaLane(CudaContext context, String label, int copyStreams, int maxCtas, boolean batchSourceAnyOrder,
+             int callCopies, BatchCompletion completion) {
         this.context = context;
         this.completion = completion;
-        this.stream = context.createStream();
-        this.enqueuer = new ChunkEnqueuer(context, stream, maxCtas, batchSourceAnyOrder);
+        this.streams = new long[copyStreams];
+        for (int i = 0; i < copyStreams; i++) {
+            streams[i] = context.createStream();
+        }
+        this.stream = streams[0];
+        this.enqueuer = new ChunkEnqueuer(context, streams, maxCtas, batchSourceAnyOrder, callCopies);
         this.completer = Thread.ofPlatform().daemon().name("kvcache-cuda" + context.ordinal() + "-" + label
                 + "-completion").start(this);
     }
@@ -54,6 +65,11 @@ final class CudaLane implements Runnable {
 
     ChunkEnqueuer enqueuer() {
         return enqueuer;
+    }
+
+    /** Waits on the host until every copy queued on the lane's streams has run (a failed batch's cleanup). */
+    void drain() {
+        enqueuer.synchronize();
     }
 
     long[] sortByHostSlot(List<BlockMove> moves, boolean hostIsSource, int hostSlots) {
@@ -147,13 +163,16 @@ final class CudaLane implements Runnable {
         }
         context.makeCurrent();
         CuLib cu = Cuda.driver();
-        cu.cuStreamSynchronize(stream);
+        enqueuer.synchronize();
         for (StagingBuffers s; (s = staging.poll()) != null; ) {
             s.free(context);
         }
         for (Long e; (e = events.poll()) != null; ) {
             cu.cuEventDestroy_v2(e);
         }
-        cu.cuStreamDestroy_v2(stream);
+        enqueuer.free();
+        for (long s : streams) {
+            cu.cuStreamDestroy_v2(s);
+        }
     }
 }

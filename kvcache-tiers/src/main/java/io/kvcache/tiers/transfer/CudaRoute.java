@@ -3,6 +3,7 @@ package io.kvcache.tiers.transfer;
 import io.kvcache.core.tier.Tier;
 import io.kvcache.core.tier.TierFailedException;
 import io.kvcache.core.transfer.BlockMove;
+import io.kvcache.core.transfer.TransferBatch;
 import io.kvcache.nativ.cuda.CudaContext;
 import io.kvcache.tiers.device.CudaDeviceTier;
 import io.kvcache.tiers.host.PinnedHostTier;
@@ -102,25 +103,41 @@ record CudaRoute(Direction direction, Tier source, Tier destination, GuardedSlot
     }
 
     /**
-     * Guards the moves' source slots against writes and their destination slots against any
-     * other copy, all or nothing.
+     * Guards the batch's source slots against writes and its destination slots against any
+     * other copy, all or nothing: only the batch's byte range of each slot, so that batches of
+     * disjoint ranges of the same slots (one per layer) may be in flight together.
      *
      * @throws IllegalArgumentException if a slot is out of range or written twice
-     * @throws IllegalStateException    if a slot is not allocated or used by a pending copy
+     * @throws IllegalStateException    if a slot is not allocated or its bytes are used by a pending copy
      */
-    void beginCopies(List<BlockMove> moves) {
-        sourceSlots.beginCopies(moves, true);
+    void beginCopies(TransferBatch batch) {
+        List<BlockMove> moves = batch.moves();
+        long start = guardStart(batch);
+        long end = guardEnd(batch);
+        sourceSlots.beginCopies(moves, true, start, end);
         try {
-            destinationSlots.beginCopies(moves, false);
+            destinationSlots.beginCopies(moves, false, start, end);
         } catch (RuntimeException e) {
-            sourceSlots.endCopies(moves, true);
+            sourceSlots.endCopies(moves, true, start, end);
             throw e;
         }
     }
 
-    /** Ends what {@link #beginCopies} began for the same moves. */
-    void endCopies(List<BlockMove> moves) {
-        sourceSlots.endCopies(moves, true);
-        destinationSlots.endCopies(moves, false);
+    /** Ends what {@link #beginCopies} began for the same batch. */
+    void endCopies(TransferBatch batch) {
+        List<BlockMove> moves = batch.moves();
+        long start = guardStart(batch);
+        long end = guardEnd(batch);
+        sourceSlots.endCopies(moves, true, start, end);
+        destinationSlots.endCopies(moves, false, start, end);
+    }
+
+    private static long guardStart(TransferBatch batch) {
+        return batch.wholeSlots() ? 0 : batch.offset();
+    }
+
+    /** @return the end of the guarded range: {@link Long#MAX_VALUE}, which the guards read as the whole slot, for whole slots */
+    private static long guardEnd(TransferBatch batch) {
+        return batch.wholeSlots() ? Long.MAX_VALUE : batch.offset() + batch.length();
     }
 }

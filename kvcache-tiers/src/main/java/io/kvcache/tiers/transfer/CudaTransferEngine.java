@@ -31,9 +31,19 @@ import java.util.Map;
  *       measures sizes known in advance while building). One copy per block
  *       ({@link CopyMethod#PER_BLOCK}) is the fallback. The work per block is a few Java stores
  *       into a pinned descriptor array: no allocation and no native call per block.</li>
- *   <li>Completion is a CUDA event ({@link CudaTransferHandle#streamWait}) and a future.</li>
+ *   <li>A batch copies whole slots or the same byte range of every slot
+ *       ({@link TransferBatch#offset()}, {@link TransferBatch#length()}): a layer range of each
+ *       block, say, which the engine moves as copies of that many bytes, leaving the rest of
+ *       each destination slot as it was. The method is chosen for the bytes per copy; a range
+ *       that is not 16-byte aligned goes to the driver's copies, which the kernel cannot make.</li>
+ *   <li>Completion is a CUDA event ({@link CudaTransferHandle#streamWait}) and a future, per
+ *       batch: batches on one lane (one direction) complete in submission order, so an engine
+ *       that submits one batch per layer can start layer {@code l}'s compute on layer
+ *       {@code l}'s event.</li>
  *   <li>Slots a batch reads or writes are guarded until its copies complete: freeing one defers
- *       its reuse (see {@link GuardedSlots}), and a conflicting batch is refused.</li>
+ *       its reuse (see {@link GuardedSlots}), and a conflicting batch is refused. Only the
+ *       batch's byte range is guarded, so batches of disjoint ranges of the same slots (one per
+ *       layer) may be in flight together.</li>
  *   <li>A sticky CUDA error fails the batch with {@link TierFailedException} and marks the
  *       device's tiers failed.</li>
  * </ul>
@@ -62,7 +72,7 @@ public final class CudaTransferEngine implements TransferEngine {
     }
 
     private final CudaContext context;
-    private final boolean hostOrdered;
+    private final HostOrder hostOrder;
     private final DescriptorHook descriptorHook;
     private final CopyMethodSelector selector;
     private final CudaLane toDevice;
@@ -71,15 +81,30 @@ public final class CudaTransferEngine implements TransferEngine {
 
     private CudaTransferEngine(Builder b) {
         this.context = b.context;
-        this.hostOrdered = b.hostOrdered;
+        this.hostOrder = b.hostOrder;
         this.descriptorHook = b.descriptorHook;
         int maxCtas = Math.max(1, b.ctasPerSm * context.multiprocessors());
         this.selector = new CopyMethodSelector(new CopyMethodProbe(context, b.calibrationBytes, maxCtas,
-                b.batchSourceAnyOrder), b.method, "kvcache-cuda" + context.ordinal() + "-calibration");
+                b.batchSourceAnyOrder, b.copyStreams, b.callCopies, b.hostOrder != HostOrder.NONE,
+                b.hostOrder == HostOrder.ALL), b.method,
+                "kvcache-cuda" + context.ordinal() + "-calibration");
         BatchCompletion completion = new BatchCompletion(context);
-        this.toDevice = new CudaLane(context, "h2d", maxCtas, b.batchSourceAnyOrder, completion);
-        this.toHost = new CudaLane(context, "d2h", maxCtas, b.batchSourceAnyOrder, completion);
+        this.toDevice = new CudaLane(context, "h2d", b.copyStreams, maxCtas, b.batchSourceAnyOrder, b.callCopies,
+                completion);
+        this.toHost = new CudaLane(context, "d2h", b.copyStreams, maxCtas, b.batchSourceAnyOrder, b.callCopies,
+                completion);
     }
+
+    /**
+     * Streams per direction that batched copies are spread over unless the builder says
+     * otherwise: one. On the H200 host four streams gained nothing for 64 KiB blocks, lost up to
+     * 0.1 of the ceiling for 64 KiB layer slices, and made 16 KiB batched copies five times
+     * slower (kvcache-bench results/link-speed-layer-slices.md).
+     */
+    public static final int DEFAULT_COPY_STREAMS = 1;
+
+    /** Which batches are copied in ascending host slot order. */
+    private enum HostOrder { NONE, COPY_ENGINE_BATCHES, ALL }
 
     /** An engine for one device's context that chooses copy methods by measurement. */
     public static CudaTransferEngine create(CudaContext context) {
@@ -97,8 +122,10 @@ public final class CudaTransferEngine implements TransferEngine {
         private CopyMethod method;
         private int ctasPerSm = 2;
         private long calibrationBytes = 256L << 20;
-        private boolean hostOrdered;
+        private HostOrder hostOrder = HostOrder.COPY_ENGINE_BATCHES;
         private boolean batchSourceAnyOrder;
+        private int copyStreams = DEFAULT_COPY_STREAMS;
+        private int callCopies = ChunkEnqueuer.BATCH_CALL_COPIES;
         private long[] calibrated = new long[0];
         private DescriptorHook descriptorHook;
 
@@ -149,13 +176,15 @@ public final class CudaTransferEngine implements TransferEngine {
         }
 
         /**
-         * @param ordered copy a batch's blocks in ascending host slot order (default false). Meant
-         *                for hosts whose IOMMU or device TLB punishes scattered host addresses; on
-         *                the H200 host measured here it made no difference (kvcache-bench
-         *                results/link-speed.md), so batches keep the order they were given.
+         * @param ordered copy every batch's blocks in ascending host slot order (true), or every
+         *                batch in the order given (false). By default the driver's batched copies
+         *                are ordered and kernel batches are not: ordered 64 KiB copy-engine batches
+         *                ran at 0.91-0.97 of the link against 0.86-0.88 in random order, while the
+         *                kernel, whose CTAs copy hundreds of blocks at once, gained nothing
+         *                (kvcache-bench results/link-speed-layer-slices.md, link-speed.md).
          */
         public Builder orderByHostAddress(boolean ordered) {
-            this.hostOrdered = ordered;
+            this.hostOrder = ordered ? HostOrder.ALL : HostOrder.NONE;
             return this;
         }
 
@@ -166,6 +195,30 @@ public final class CudaTransferEngine implements TransferEngine {
          */
         public Builder batchSourceAnyOrder(boolean any) {
             this.batchSourceAnyOrder = any;
+            return this;
+        }
+
+        /**
+         * @param streams streams per direction that a batch's {@code cuMemcpyBatchAsync} calls are
+         *                spread over, round robin (default {@value #DEFAULT_COPY_STREAMS}), so that
+         *                the driver may run one direction's copies on several copy engines. A
+         *                batch's event still covers all of them, and batches still complete in
+         *                submission order.
+         */
+        public Builder copyStreams(int streams) {
+            if (streams <= 0 || streams > 8) {
+                throw new IllegalArgumentException("copy streams per direction must be in [1, 8], was " + streams);
+            }
+            this.copyStreams = streams;
+            return this;
+        }
+
+        /** @param copies copies per {@code cuMemcpyBatchAsync} call (default 256) */
+        public Builder copiesPerBatchCall(int copies) {
+            if (copies <= 0) {
+                throw new IllegalArgumentException("copies per batched call must be positive, was " + copies);
+            }
+            this.callCopies = copies;
             return this;
         }
 
@@ -223,7 +276,9 @@ public final class CudaTransferEngine implements TransferEngine {
      * @throws IllegalStateException         if a slot is not allocated or used by a pending copy,
      *                                       or the engine is closed
      * @throws TierFailedException           if the device's context has failed
-     * @throws UnsupportedOperationException if {@code method} cannot run here
+     * @throws UnsupportedOperationException if {@code method} cannot run here, or is
+     *                                       {@link CopyMethod#KERNEL} for a byte range that is not
+     *                                       16-byte aligned
      */
     public CudaTransferHandle submit(TransferBatch batch, CopyMethod method) {
         if (closed) {
@@ -237,14 +292,11 @@ public final class CudaTransferEngine implements TransferEngine {
                     + "' to '" + dst.name() + "'");
         }
         route.checkUsable();
-        if (!batch.wholeSlots()) {
-            throw new UnsupportedOperationException("CudaTransferEngine on " + context
-                    + " copies whole slots; a byte range [" + batch.offset() + ", +" + batch.length()
-                    + ") of each slot was asked for");
-        }
         List<BlockMove> moves = batch.moves();
         int n = moves.size();
-        long blockBytes = src.slotBytes();
+        // a batch copies the same byte range of every slot: whole slots, or a layer range
+        long offset = batch.offset();
+        long bytes = batch.length();
         CudaLane lane = lane(route.direction());
         if (n == 0) {
             CudaTransferHandle h = new CudaTransferHandle(batch, route, lane, null, null, 0);
@@ -252,36 +304,40 @@ public final class CudaTransferEngine implements TransferEngine {
             h.completion.complete(null);
             return h;
         }
-        CopyMethod m = method != null ? selector.checkRunnable(method, route) : selector.select(route, blockBytes);
-        route.beginCopies(moves);
+        CopyMethod m = methodFor(route, offset, bytes, method);
+        route.beginCopies(batch);
         lane.lock.lock();
         try {
             StagingBuffers st = null;
             long event = 0;
             try {
                 context.makeCurrent();
-                int chunkBlocks = StagingBuffers.chunkBlocks(blockBytes);
+                int chunkBlocks = StagingBuffers.chunkBlocks(bytes);
                 st = lane.staging(chunkBlocks, StagingBuffers.chunkCount(n, chunkBlocks));
                 event = lane.event();
-                long[] order = hostOrdered && route.direction() != Direction.DEVICE_TO_DEVICE
-                        ? lane.sortByHostSlot(moves, route.hostIsSource(), route.hostSlotCount()) : null;
                 boolean kernel = m == CopyMethod.KERNEL;
+                boolean sort = hostOrder == HostOrder.ALL || hostOrder == HostOrder.COPY_ENGINE_BATCHES && !kernel;
+                long[] order = sort && route.direction() != Direction.DEVICE_TO_DEVICE
+                        ? lane.sortByHostSlot(moves, route.hostIsSource(), route.hostSlotCount()) : null;
+                ChunkEnqueuer enqueuer = lane.enqueuer();
+                enqueuer.begin();
                 // chunk by chunk, so that the device copies the first chunk while later ones are described
                 int count;
                 for (int first = 0, c = 0; first < n; first += count, c++) {
                     count = Math.min(StagingBuffers.chunkCapacity(c, chunkBlocks), n - first);
-                    MemorySegment pairs = st.describe(c, moves, order, first, count, route, kernel);
+                    MemorySegment pairs = st.describe(c, moves, order, first, count, route, kernel, offset);
                     if (descriptorHook != null) {
                         descriptorHook.described(pairs, c);
                     }
-                    lane.enqueuer().enqueue(m, route.direction(), st, c, count, blockBytes);
+                    enqueuer.enqueue(m, route.direction(), st, c, count, bytes);
                 }
+                enqueuer.join();
                 context.check(Cuda.driver().cuEventRecord(event, lane.stream), "cuEventRecord");
             } catch (RuntimeException e) {
-                // copies already queued may still read the slots: let the stream drain first
-                Cuda.driver().cuStreamSynchronize(lane.stream);
+                // copies already queued may still read the slots: let the streams drain first
+                lane.drain();
                 lane.recycle(st, event, !context.failed());
-                route.endCopies(moves);
+                route.endCopies(batch);
                 throw e instanceof CudaException ce ? BatchCompletion.translate(ce, route) : e;
             }
             CudaTransferHandle h = new CudaTransferHandle(batch, route, lane, st, m, event);
@@ -290,6 +346,26 @@ public final class CudaTransferEngine implements TransferEngine {
         } finally {
             lane.lock.unlock();
         }
+    }
+
+    /**
+     * The method of a batch copying {@code [offset, offset + bytes)} of every slot: the one asked
+     * for, else the measured choice for {@code bytes}-byte copies. The kernel moves 16-byte
+     * vectors, so a range that is not 16-byte aligned goes to the driver's copies.
+     *
+     * @throws UnsupportedOperationException if {@code asked} cannot copy the range or run on the route
+     */
+    private CopyMethod methodFor(CudaRoute route, long offset, long bytes, CopyMethod asked) {
+        boolean aligned = offset % CopyKernels.ALIGNMENT == 0 && bytes % CopyKernels.ALIGNMENT == 0;
+        if (asked != null) {
+            selector.checkRunnable(asked, route);
+            if (asked == CopyMethod.KERNEL && !aligned) {
+                throw new UnsupportedOperationException("KERNEL copies 16-byte multiples at 16-byte offsets; a byte "
+                        + "range [" + offset + ", +" + bytes + ") of each slot was asked for");
+            }
+            return asked;
+        }
+        return aligned ? selector.select(route, bytes) : selector.unaligned(route);
     }
 
     private CudaLane lane(Direction d) {

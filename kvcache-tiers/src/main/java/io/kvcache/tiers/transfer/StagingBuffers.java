@@ -100,14 +100,16 @@ final class StagingBuffers {
      *
      * @param order  move indices in their low 32 bits, or null for the batch's order
      * @param kernel whether the copy kernel reads the pairs (pinned host slots at their mapped address)
+     * @param offset byte of each slot the copies start at, the same on both sides (0 for whole slots)
      * @return the chunk's pairs
      */
     MemorySegment describe(int c, List<BlockMove> moves, long[] order, int first, int count, CudaRoute route,
-                           boolean kernel) {
+                           boolean kernel, long offset) {
         MemorySegment pairs = pairs(c);
         for (int i = 0; i < count; i++) {
             BlockMove m = moves.get(order == null ? first + i : (int) order[first + i]);
-            putPair(pairs, i, route.sourceAddress(m.srcSlot(), kernel), route.destinationAddress(m.dstSlot(), kernel));
+            putPair(pairs, i, route.sourceAddress(m.srcSlot(), kernel) + offset,
+                    route.destinationAddress(m.dstSlot(), kernel) + offset);
         }
         return pairs;
     }

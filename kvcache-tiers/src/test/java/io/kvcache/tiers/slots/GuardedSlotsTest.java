@@ -98,4 +98,39 @@ class GuardedSlotsTest {
         s.endCopies(readB, true);
         assertFalse(s.inFlight(b));
     }
+
+    /**
+     * A block restored layer by layer: batches of disjoint byte ranges of the same slots are in
+     * flight together; a range overlapping one in flight, or a whole-slot copy, is refused with
+     * nothing marked; a slot freed meanwhile is reused only after its last range lands.
+     */
+    @Test
+    void copiesOfDisjointRangesOfOneSlotMayBeInFlightTogether() {
+        GuardedSlots s = new GuardedSlots("dev", 4);
+        int a = s.allocate();
+        int b = s.allocate();
+        List<BlockMove> toA = List.of(new BlockMove(0, a));
+        s.beginCopies(toA, false, 0, 1024);
+        s.beginCopies(toA, false, 1024, 2048);
+        IllegalStateException overlap = assertThrows(IllegalStateException.class,
+                () -> s.beginCopies(List.of(new BlockMove(0, b), new BlockMove(1, a)), false, 1000, 1100));
+        assertTrue(overlap.getMessage().contains("bytes [1000, 1100) of slot " + a), overlap.getMessage());
+        assertFalse(s.inFlight(b), "refused batch marked nothing");
+        assertThrows(IllegalStateException.class, () -> s.beginCopies(toA, false), "a whole-slot write");
+        assertThrows(IllegalStateException.class, () -> s.beginCopies(List.of(new BlockMove(a, 0)), true, 2000, 2100),
+                "reading bytes being written");
+        // reading other bytes of the slot is fine, and blocks a write of those bytes
+        List<BlockMove> fromA = List.of(new BlockMove(a, 0));
+        s.beginCopies(fromA, true, 4096, 8192);
+        assertThrows(IllegalStateException.class, () -> s.beginCopies(toA, false, 4096, 4112));
+        s.endCopies(fromA, true, 4096, 8192);
+        s.free(a);
+        s.endCopies(toA, false, 0, 1024);
+        assertTrue(s.inFlight(a));
+        assertEquals(2, s.freeCount(), "slot freed while its second range is in flight is not reusable yet");
+        s.endCopies(toA, false, 1024, 2048);
+        assertFalse(s.inFlight(a));
+        assertEquals(3, s.freeCount());
+        assertThrows(IllegalArgumentException.class, () -> s.beginCopies(List.of(new BlockMove(0, b)), false, 5, 5));
+    }
 }

@@ -11,7 +11,7 @@ import io.kvcache.tiers.host.MmapHostTier;
 class CpuTransferEngineContractTest extends TransferEngineContractTest {
     @Override
     protected Spec spec() {
-        return new Spec(false, true);
+        return new Spec(false, true, false);
     }
 
     @Override

@@ -17,7 +17,7 @@ import org.junit.jupiter.api.Tag;
 class CudaTransferEngineContractGpuTest extends TransferEngineContractTest {
     @Override
     protected Spec spec() {
-        return new Spec(true, false);
+        return new Spec(true, false, true);
     }
 
     @Override

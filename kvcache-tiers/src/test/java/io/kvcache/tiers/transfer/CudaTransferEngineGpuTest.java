@@ -246,6 +246,110 @@ class CudaTransferEngineGpuTest {
         }
     }
 
+    /**
+     * Layer-wise restore of Llama-3-8B-shaped blocks (16 tokens, 32 layers, 8 KV heads, head dim
+     * 128, bf16: 2 MiB blocks, 64 KiB per layer): one batch per layer, submitted back to back on
+     * one lane. A compute stream that waits on layer {@code l}'s handle alone reads exactly layer
+     * {@code l} of every block, with no host synchronisation; the rest of each device slot keeps
+     * its poison until its own layer lands; batches complete in submission order.
+     */
+    @ParameterizedTest(name = "{0} on {1} stream(s)")
+    @CsvSource({"KERNEL, 1", "BATCH_MEMCPY, 1", "BATCH_MEMCPY, 2"})
+    void eachLayerBatchSignalsItsOwnLayerThroughItsEvent(String methodName, int streams) throws Exception {
+        CopyMethod method = CopyMethod.valueOf(methodName);
+        int layers = 32;
+        long layerBytes = 64 << 10;
+        long blockBytes = layers * layerBytes;
+        int n = 24;
+        try (CudaTransferEngine e = CudaTransferEngine.builder(ctx).copyStreams(streams).build();
+             PinnedHostTier host = PinnedHostTier.builder(blockBytes, 2 * n).context(ctx).build();
+             CudaDeviceTier dev = CudaDeviceTier.allocate(ctx, blockBytes, n)) {
+            List<BlockMove> moves = new ArrayList<>();
+            int[] devSlots = CopyMethodProbe.permutation(n, new SplittableRandom(streams));
+            for (int i = 0; i < n; i++) {
+                host.allocate();
+                host.allocate();
+                dev.allocate();
+                dev.fill(i, (byte) 0x5A);
+                fillRandom(host.view(i), 7_700 + i);
+                moves.add(new BlockMove(i, devSlots[i]));
+            }
+            long compute = ctx.createStream();
+            try {
+                List<CudaTransferHandle> handles = new ArrayList<>();
+                List<Integer> completed = java.util.Collections.synchronizedList(new ArrayList<>());
+                for (int l = 0; l < layers; l++) {
+                    CudaTransferHandle h = e.submit(new TransferBatch(host, dev, moves, l * layerBytes, layerBytes),
+                            method);
+                    assertEquals(method, h.method());
+                    assertEquals(n * layerBytes, h.bytes());
+                    int layer = l;
+                    h.completion().thenRun(() -> completed.add(layer));
+                    handles.add(h);
+                }
+                for (int l = 0; l < layers; l++) {
+                    handles.get(l).streamWait(compute);
+                    // layer l of every block, read on the compute stream into host slots n..2n-1
+                    for (int i = 0; i < n; i++) {
+                        long at = l * layerBytes;
+                        ctx.check(Cuda.driver().cuMemcpyDtoHAsync_v2(host.address(n + i) + at,
+                                dev.address(devSlots[i]) + at, layerBytes, compute), "cuMemcpyDtoHAsync");
+                    }
+                }
+                ctx.check(Cuda.driver().cuStreamSynchronize(compute), "cuStreamSynchronize");
+                for (int i = 0; i < n; i++) {
+                    assertEquals(-1, host.view(n + i).mismatch(host.view(i)), "block " + i + " read layer by layer");
+                }
+                for (CudaTransferHandle h : handles) {
+                    h.completion().get(30, TimeUnit.SECONDS);
+                }
+                synchronized (completed) {
+                    assertEquals(java.util.stream.IntStream.range(0, layers).boxed().toList(), completed);
+                }
+            } finally {
+                Cuda.driver().cuStreamDestroy_v2(compute);
+            }
+            // a layer batch that has landed leaves the other layers of its slots alone
+            try (CudaDeviceTier other = CudaDeviceTier.allocate(ctx, blockBytes, 1)) {
+                other.allocate();
+                other.fill(0, (byte) 0x5A);
+                e.submit(new TransferBatch(host, other, List.of(new BlockMove(3, 0)), 5 * layerBytes, layerBytes),
+                        method).completion().get(30, TimeUnit.SECONDS);
+                java.lang.foreign.MemorySegment back = host.view(n);
+                other.read(0, 0, back);
+                for (int l = 0; l < layers; l++) {
+                    java.lang.foreign.MemorySegment got = back.asSlice(l * layerBytes, layerBytes);
+                    if (l == 5) {
+                        assertEquals(-1, got.mismatch(host.view(3).asSlice(l * layerBytes, layerBytes)), "layer 5");
+                    } else {
+                        final long lay = l;
+                        assertTrue(java.util.stream.LongStream.range(0, layerBytes)
+                                .allMatch(k -> got.get(java.lang.foreign.ValueLayout.JAVA_BYTE, k) == 0x5A),
+                                "layer " + lay + " kept its poison");
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void aKernelBatchOfAnUnalignedRangeIsRefusedByName() {
+        long blockBytes = 4096;
+        try (PinnedHostTier host = PinnedHostTier.builder(blockBytes, 2).context(ctx).build();
+             CudaDeviceTier dev = CudaDeviceTier.allocate(ctx, blockBytes, 2)) {
+            host.allocate();
+            dev.allocate();
+            TransferBatch b = new TransferBatch(host, dev, List.of(new BlockMove(0, 0)), 8, 64);
+            UnsupportedOperationException x = assertThrows(UnsupportedOperationException.class,
+                    () -> engine.submit(b, CopyMethod.KERNEL));
+            assertTrue(x.getMessage().contains("16-byte"), x.getMessage());
+            // nothing guarded: the same slots copy at once, by the driver
+            CudaTransferHandle h = engine.submit(b);
+            assertEquals(CopyMethod.BATCH_MEMCPY, h.method());
+            h.completion().join();
+        }
+    }
+
     @Test
     void badBatchesAreRefusedWithNamedErrorsAndChangeNothing() throws Exception {
         long blockBytes = 16 * 1024;

@@ -20,10 +20,13 @@ import io.kvcache.core.transfer.TransferFailedException;
 import io.kvcache.core.transfer.TransferHandle;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
@@ -34,6 +37,7 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
@@ -56,8 +60,9 @@ public abstract class TransferEngineContractTest {
      *                                {@link IllegalArgumentException}, and nothing is copied
      * @param failsMovesAlone         a move that cannot copy fails alone: the batch completes with
      *                                {@link TransferFailedException} naming it, the other moves copied
+     * @param completesInOrder        batches of one direction complete in the order they were submitted
      */
-    protected record Spec(boolean refusesBadSlotsAtSubmit, boolean failsMovesAlone) {
+    protected record Spec(boolean refusesBadSlotsAtSubmit, boolean failsMovesAlone, boolean completesInOrder) {
     }
 
     protected TransferEngine engine;
@@ -182,6 +187,124 @@ public abstract class TransferEngineContractTest {
         }
         for (int i = 0; i < untouched; i++) {
             assertEquals(-1, differs(device, dev[n + i], -1 - i), "untouched device slot " + dev[n + i]);
+        }
+    }
+
+    /** @return slot {@code slot}'s bytes */
+    private static byte[] bytesOf(Tier t, int slot) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment m = arena.allocate(t.slotBytes(), 16);
+            t.read(slot, 0, m);
+            return m.toArray(ValueLayout.JAVA_BYTE);
+        }
+    }
+
+    /** @return what seed {@code seed} fills a slot with */
+    private static byte[] seeded(long slotBytes, long seed) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment m = arena.allocate(slotBytes, 16);
+            fillRandom(m, seed);
+            return m.toArray(ValueLayout.JAVA_BYTE);
+        }
+    }
+
+    /** @return the slot filled by {@code base}, with {@code [offset, offset + length)} taken from {@code from} */
+    private static byte[] overlay(byte[] base, byte[] from, long offset, long length) {
+        byte[] b = base.clone();
+        System.arraycopy(from, (int) offset, b, (int) offset, (int) length);
+        return b;
+    }
+
+    /** @return the first index where the arrays differ, or -1 */
+    private static int firstDifference(byte[] a, byte[] b) {
+        return Arrays.mismatch(a, b);
+    }
+
+    /**
+     * A batch of one byte range of every slot copies exactly those bytes, both ways, and leaves
+     * the rest of each destination slot as it was: a layer range of a block (here 2 layers of
+     * 1 KiB), a range inside one layer, the last bytes of a slot, and ranges that are not
+     * 16-byte aligned.
+     */
+    @ParameterizedTest(name = "[{0}, +{1}) of {2} slots")
+    @CsvSource({"0, 1024, 300", "1024, 1024, 300", "512, 256, 1000", "2032, 16, 50", "0, 2048, 7", "3, 1000, 257",
+            "1, 1, 40"})
+    void aByteRangeOfEachSlotCopiesExactlyThoseBytes(long offset, long length, int n) throws Exception {
+        long slotBytes = LAYOUT.blockBytes();
+        SplittableRandom rnd = new SplittableRandom(offset * 31 + length);
+        int[] dev = shuffled(deviceSlots, rnd);
+        int[] back = CopyMethodProbe.permutation(HOST_SLOTS - n, rnd);
+        List<BlockMove> up = new ArrayList<>();
+        List<BlockMove> down = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            put(host, hostSlots[i], 3_000 + i);
+            put(device, dev[i], -3_000 - i);
+            up.add(new BlockMove(hostSlots[i], dev[i]));
+            down.add(new BlockMove(dev[i], hostSlots[n + back[i]]));
+            put(host, hostSlots[n + back[i]], 6_000 + i);
+        }
+        TransferHandle h1 = engine.submit(new TransferBatch(host, device, up, offset, length));
+        assertEquals(n * length, h1.bytes());
+        await(h1);
+        for (int i = 0; i < n; i++) {
+            byte[] want = overlay(seeded(slotBytes, -3_000 - i), seeded(slotBytes, 3_000 + i), offset, length);
+            assertEquals(-1, firstDifference(want, bytesOf(device, dev[i])), "device slot of move " + i);
+        }
+        // back into host slots holding other bytes: the range comes from the device, the rest stays
+        await(engine.submit(new TransferBatch(device, host, down, offset, length)));
+        for (int i = 0; i < n; i++) {
+            byte[] onDevice = overlay(seeded(slotBytes, -3_000 - i), seeded(slotBytes, 3_000 + i), offset, length);
+            byte[] want = overlay(seeded(slotBytes, 6_000 + i), onDevice, offset, length);
+            assertEquals(-1, firstDifference(want, bytesOf(host, down.get(i).dstSlot())), "host slot of move " + i);
+        }
+    }
+
+    /**
+     * An engine attending layer by layer submits one batch per layer range, back to back: each
+     * batch can be awaited on its own, and once it has completed its layer's bytes are in place
+     * (later layers need not be). Where the spec says so, batches also complete in submission
+     * order, so layer {@code l} being in place means every earlier layer is.
+     */
+    @Test
+    void layerBatchesSubmittedBackToBackCompleteEachWithItsLayer() throws Exception {
+        int layers = 8;
+        long layerBytes = LAYOUT.blockBytes() / layers;
+        int n = 1500;
+        SplittableRandom rnd = new SplittableRandom(8);
+        int[] dev = shuffled(deviceSlots, rnd);
+        List<BlockMove> up = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            put(host, hostSlots[i], 40_000 + i);
+            up.add(new BlockMove(hostSlots[i], dev[i]));
+        }
+        List<TransferHandle> handles = new ArrayList<>();
+        ConcurrentLinkedQueue<String> outOfOrder = new ConcurrentLinkedQueue<>();
+        for (int l = 0; l < layers; l++) {
+            TransferHandle h = engine.submit(new TransferBatch(host, device, up, l * layerBytes, layerBytes));
+            handles.add(h);
+            List<TransferHandle> earlier = List.copyOf(handles.subList(0, l));
+            int layer = l;
+            h.completion().thenRun(() -> {
+                for (int k = 0; k < earlier.size(); k++) {
+                    if (!earlier.get(k).isDone()) {
+                        outOfOrder.add("layer " + layer + " completed before layer " + k);
+                    }
+                }
+            });
+        }
+        for (int l = 0; l < layers; l++) {
+            await(handles.get(l));
+            for (int i = 0; i < n; i += 37) {
+                byte[] want = seeded(LAYOUT.blockBytes(), 40_000 + i);
+                byte[] got = bytesOf(device, dev[i]);
+                int from = (int) (l * layerBytes);
+                int to = (int) ((l + 1) * layerBytes);
+                assertEquals(-1, Arrays.mismatch(want, from, to, got, from, to),
+                        "layer " + l + " of block " + i + " after its batch completed");
+            }
+        }
+        if (spec().completesInOrder()) {
+            assertTrue(outOfOrder.isEmpty(), outOfOrder.toString());
         }
     }
 
