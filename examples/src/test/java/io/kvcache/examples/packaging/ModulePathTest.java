@@ -1,4 +1,4 @@
-package io.kvcache.examples.modulepath;
+package io.kvcache.examples.packaging;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
