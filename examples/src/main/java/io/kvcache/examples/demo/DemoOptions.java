@@ -42,13 +42,15 @@ public final class DemoOptions {
               --no-verify            skip the second decode with an unlimited device budget
               --report FILE.html     write a self-contained HTML report with plots
               --no-progress          no progress bar
+              --metrics-port N       serve the cache's counters for Prometheus at http://127.0.0.1:N/metrics
+                                     while the demo runs (0: any free port, printed)
               --help                 this text
             sizes take B, KiB, MiB, GiB suffixes.""";
 
     private static final java.util.Set<String> VALUE_FLAGS = java.util.Set.of("--model", "--prompt-ids", "--tokens",
             "--temperature", "--seed", "--emit-tokens", "--device-budget", "--host-budget", "--disk-dir",
             "--disk-budget", "--block-tokens", "--followup-tokens", "--report", "--policy", "--device", "--engine",
-            "--precision");
+            "--precision", "--metrics-port");
 
     Path model;
     int[] promptIds = {1};
@@ -71,6 +73,8 @@ public final class DemoOptions {
     boolean progress = true;
     boolean noDisk;
     boolean help;
+    /** null: no metrics endpoint */
+    Integer metricsPort;
 
     /**
      * @param args the command line
@@ -111,6 +115,7 @@ public final class DemoOptions {
                 case "--block-tokens" -> o.blockTokens = intIn(flag, value, 1, 4096);
                 case "--followup-tokens" -> o.followupTokens = intIn(flag, value, 0, 1 << 20);
                 case "--report" -> o.report = Path.of(value);
+                case "--metrics-port" -> o.metricsPort = intIn(flag, value, 0, 65535);
                 case "--policy" -> o.policy = switch (lower(value)) {
                     case "lru" -> Policy.LRU;
                     case "attention" -> Policy.ATTENTION;

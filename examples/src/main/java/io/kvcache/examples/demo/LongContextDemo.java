@@ -242,7 +242,11 @@ public final class LongContextDemo {
             StepTrace trace;
             DecodeResult followUp = null;
             DecodeResult cold = null;
-            try (KvCacheManager cache = builder.build()) {
+            try (KvCacheManager cache = builder.build();
+                 MetricsEndpoint metrics = o.metricsPort == null ? null : MetricsEndpoint.start(o.metricsPort, cache)) {
+                if (metrics != null) {
+                    out.println("metrics   " + metrics.uri() + " (Prometheus text format, while the demo runs)");
+                }
                 CachedDecoder decoder = new CachedDecoder(model, cache, backend, window, true,
                         o.policy == DemoOptions.Policy.ATTENTION);
                 int[] saved = withDisk && persistentDisk ? LastRequest.read(diskDir, modelId, bt) : null;

@@ -65,11 +65,7 @@ final class StatsTable {
 
     /** @return misses of tier {@code i} as {@link #print} counts them: blocks served from below it */
     static long misses(CacheStats s, int i) {
-        long below = 0;
-        for (int j = i + 1; j < s.tiers().size(); j++) {
-            below += s.tiers().get(j).promotedOut();
-        }
-        return below;
+        return s.misses(i);
     }
 
     /** @return the share of prefetched blocks that arrived in time, as a sentence */

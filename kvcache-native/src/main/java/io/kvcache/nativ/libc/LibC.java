@@ -96,5 +96,9 @@ public interface LibC extends Library {
     final class RLimit extends Structure {
         public long rlim_cur;
         public long rlim_max;
+
+        /** An empty {@code rlimit} for {@code getrlimit} to fill. */
+        public RLimit() {
+        }
     }
 }

@@ -43,6 +43,16 @@ public final class ChronicleJvmFlags {
     public static final String MANIFEST_ADD_EXPORTS =
             "java.base/sun.nio.ch java.base/jdk.internal.ref jdk.compiler/com.sun.tools.javac.file";
 
+    /**
+     * The Maven coordinates of the Chronicle Map build the disk tier is tested with. {@code
+     * kvcache-tiers} declares it optional, so an application that opens the disk tier depends on
+     * it itself (a test keeps this equal to the parent pom's {@code chronicle-map.version}).
+     */
+    public static final String CHRONICLE_MAP_ARTIFACT = "net.openhft:chronicle-map:3.27ea0";
+
+    /** A class of Chronicle Map's own jar: present exactly when the index can be built. */
+    static final String CHRONICLE_MAP_CLASS = "net.openhft.chronicle.map.ChronicleMapBuilder";
+
     /** System property Chronicle reads before sending usage analytics; set in code, always. */
     static final String ANALYTICS_PROPERTY = "chronicle.analytics.disable";
     /** System property that stops Chronicle printing its banner on stdout. */
@@ -102,6 +112,22 @@ public final class ChronicleJvmFlags {
             missing.add(REQUIRED.get(4));
         }
         return missing;
+    }
+
+    /**
+     * Refuses to go on when Chronicle Map is not on the class path, naming the dependency to add.
+     * Loads no Chronicle class (the lookup does not initialize it).
+     *
+     * @throws ChronicleMapMissingException when Chronicle Map cannot be found
+     */
+    static void requireChronicleMap() {
+        try {
+            Class.forName(CHRONICLE_MAP_CLASS, false, ChronicleJvmFlags.class.getClassLoader());
+        } catch (ClassNotFoundException | LinkageError e) {
+            throw new ChronicleMapMissingException("the disk tier's index needs Chronicle Map, which is not on the "
+                    + "class path: kvcache-tiers declares it optional, so add the dependency "
+                    + CHRONICLE_MAP_ARTIFACT + " to the application (and start java with: " + commandLine() + ")", e);
+        }
     }
 
     /** @return the required flags missing from this JVM, checked for the loader of this class */

@@ -182,6 +182,8 @@ public final class MappedFileTier implements PersistentTier {
          * Opens the directory: creates the file and index, or reopens them, recovering after an
          * unclean shutdown.
          *
+         * @throws ChronicleMapMissingException   when Chronicle Map is not on the class path (the
+         *                                        dependency to add is named)
          * @throws IllegalStateException          when the JVM lacks the flags Chronicle Map needs (named)
          * @throws CacheDirectoryLockedException  when another process or tier has the directory open
          * @throws DiskFormatException            when the file is for another format, layout, model or
@@ -199,6 +201,7 @@ public final class MappedFileTier implements PersistentTier {
                 throw new IllegalArgumentException("modelId is required");
             }
             int slots = TierCapacity.slots(name, capacityBytes, layout.blockBytes());
+            ChronicleJvmFlags.requireChronicleMap();
             ChronicleJvmFlags.requirePresent();
             try {
                 return new MappedFileTier(this, slots,

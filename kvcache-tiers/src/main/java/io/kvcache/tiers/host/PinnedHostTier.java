@@ -408,7 +408,11 @@ public final class PinnedHostTier implements Tier {
         return slotsPerChunk;
     }
 
-    /** @return the slot bookkeeping transfer engines use to guard in-flight copies */
+    /**
+     * @return the slot bookkeeping transfer engines use to guard in-flight copies; its type is in a
+     *         package the module does not export, so only this module's engines use it
+     */
+    @SuppressWarnings("exports")
     public GuardedSlots slots() {
         return slots;
     }

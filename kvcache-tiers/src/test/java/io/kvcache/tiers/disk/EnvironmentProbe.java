@@ -4,7 +4,8 @@ import java.nio.file.Path;
 
 /**
  * A child process for {@link JvmEnvironmentTest}: opens a disk tier in the given directory,
- * stores and closes, and prints {@code OPENED} or {@code REFUSED <message>}.
+ * stores and closes, and prints {@code OPENED}, {@code REFUSED <message>}
+ * (flags missing) or {@code NO-CHRONICLE <message>} (Chronicle Map not on the class path).
  */
 public final class EnvironmentProbe {
     private EnvironmentProbe() {
@@ -18,6 +19,8 @@ public final class EnvironmentProbe {
             t.publish(slot, TestBlocks.key(1));
             t.free(slot);
             System.out.println("OPENED analytics.disable=" + System.getProperty("chronicle.analytics.disable"));
+        } catch (ChronicleMapMissingException e) {
+            System.out.println("NO-CHRONICLE " + e.getMessage());
         } catch (IllegalStateException e) {
             System.out.println("REFUSED " + e.getMessage());
         }

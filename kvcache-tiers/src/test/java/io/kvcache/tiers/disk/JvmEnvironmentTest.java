@@ -24,11 +24,16 @@ class JvmEnvironmentTest {
     Path tmp;
 
     private static String run(Path workDir, List<String> jvmArgs, String... args) throws IOException, InterruptedException {
+        return run(workDir, KillLoopTest.testClassPath(), jvmArgs, args);
+    }
+
+    private static String run(Path workDir, String classPath, List<String> jvmArgs, String... args)
+            throws IOException, InterruptedException {
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         cmd.addAll(jvmArgs);
         cmd.add("-cp");
-        cmd.add(KillLoopTest.testClassPath());
+        cmd.add(classPath);
         cmd.add(EnvironmentProbe.class.getName());
         cmd.addAll(List.of(args));
         Process p = new ProcessBuilder(cmd).directory(workDir.toFile()).redirectErrorStream(true).start();
@@ -81,6 +86,30 @@ class JvmEnvironmentTest {
         }
         assertTrue(refused.contains("Start java with: " + ChronicleJvmFlags.commandLine()), refused);
         assertEquals(1, out.lines().filter(l -> l.contains("--add-")).count(), "more than one message:\n" + out);
+        assertFalse(Files.exists(tmp.resolve("cache")), "a refused open left files behind");
+    }
+
+    @Test
+    void chronicleMapArtifactNamesThePomsVersion() throws IOException {
+        Path pom = Path.of(System.getProperty("user.dir")).resolve("../pom.xml").normalize();
+        Matcher m = Pattern.compile("<chronicle-map.version>(.*?)</chronicle-map.version>").matcher(Files.readString(pom));
+        assertTrue(m.find(), "no chronicle-map.version in " + pom);
+        assertEquals("net.openhft:chronicle-map:" + m.group(1), ChronicleJvmFlags.CHRONICLE_MAP_ARTIFACT);
+    }
+
+    @Test
+    void withoutChronicleMapOnTheClassPathTheTierRefusesNamingTheDependency() throws Exception {
+        String cp = Stream.of(KillLoopTest.testClassPath().split(java.io.File.pathSeparator))
+                .filter(e -> !e.replace('\\', '/').contains("/net/openhft/"))
+                .collect(java.util.stream.Collectors.joining(java.io.File.pathSeparator));
+        assertNotEquals(KillLoopTest.testClassPath(), cp, "Chronicle Map is not on the test class path");
+        Path work = Files.createDirectory(tmp.resolve("work"));
+        // no Chronicle flags either: the missing dependency is what the message must name
+        String out = run(work, cp, List.of("-Duser.home=" + tmp.resolve("home")), tmp.resolve("cache").toString());
+        String refused = out.lines().filter(l -> l.startsWith("NO-CHRONICLE ")).findFirst().orElseThrow(() ->
+                new AssertionError("no ChronicleMapMissingException without Chronicle Map:\n" + out));
+        assertTrue(refused.contains(ChronicleJvmFlags.CHRONICLE_MAP_ARTIFACT), refused);
+        assertFalse(out.contains("NoClassDefFoundError"), out);
         assertFalse(Files.exists(tmp.resolve("cache")), "a refused open left files behind");
     }
 
