@@ -33,6 +33,8 @@ public final class DemoOptions {
               --policy lru|attention eviction policy (default: lru); attention reports attention mass per block
               --device cuda|simulated  where the device tier lives (default: cuda with a GPU, else simulated)
               --followup-tokens N    tokens of the prefix-reuse request (default: 32; 0 skips it)
+              --sessions N           users of the sessions scenario: returning turns restored vs recomputed
+                                     (default: 4; 0 skips it)
               --no-verify            skip the second decode with an unlimited device budget
               --report FILE.html     write a self-contained HTML report with plots
               --no-progress          no progress bar
@@ -41,7 +43,7 @@ public final class DemoOptions {
 
     private static final java.util.Set<String> VALUE_FLAGS = java.util.Set.of("--model", "--prompt-ids", "--tokens",
             "--temperature", "--seed", "--emit-tokens", "--device-budget", "--host-budget", "--disk-dir",
-            "--disk-budget", "--block-tokens", "--followup-tokens", "--report", "--policy", "--device");
+            "--disk-budget", "--block-tokens", "--followup-tokens", "--report", "--policy", "--device", "--sessions");
 
     Path model;
     int[] promptIds = {1};
@@ -57,6 +59,7 @@ public final class DemoOptions {
     Policy policy = Policy.LRU;
     Device device = Device.AUTO;
     int followupTokens = 32;
+    int sessions = 4;
     boolean verify = true;
     Path report;
     boolean progress = true;
@@ -101,6 +104,7 @@ public final class DemoOptions {
                 case "--disk-budget" -> o.diskBudget = ByteSize.parse(flag, value);
                 case "--block-tokens" -> o.blockTokens = intIn(flag, value, 1, 4096);
                 case "--followup-tokens" -> o.followupTokens = intIn(flag, value, 0, 1 << 20);
+                case "--sessions" -> o.sessions = intIn(flag, value, 0, 1024);
                 case "--report" -> o.report = Path.of(value);
                 case "--policy" -> o.policy = switch (lower(value)) {
                     case "lru" -> Policy.LRU;
