@@ -69,7 +69,7 @@ public final class SessionsScenario {
      * @return both runs
      */
     public static Result run(Checkpoint cp, int blockTokens, int users) {
-        Workload w = new Workload(users, 3, 48, 16, 8, 1, 0, 1);
+        Workload w = new Workload(users, 3, 32, 96, 8, 8, 1, 0, 1);
         try (CpuServingPlatform p = new CpuServingPlatform(cp, blockTokens)) {
             int bt = p.layout().blockTokens();
             int device = Math.max(Budgets.MIN_DEVICE_BLOCKS, (w.maxContextTokens() + bt - 1) / bt + 3);
@@ -103,8 +103,9 @@ public final class SessionsScenario {
         double rest = Result.returningTtftP50Ms(r.restored());
         double reco = Result.returningTtftP50Ms(r.recomputed());
         String diff = r.difference();
-        out.printf(Locale.ROOT, "sessions      %d users x %d rounds after a shared %d-token system prompt (CPU engine); their KV, "
-                        + "%d blocks, is %.1fx the device tier of %d%n", w.users(), w.rounds(), w.systemTokens(),
+        out.printf(Locale.ROOT, "sessions      %d users x %d rounds after a shared %d-token system prompt and %d of their own "
+                        + "(CPU engine); their KV, %d blocks, is %.1fx the device tier of %d%n", w.users(), w.rounds(),
+                w.systemTokens(), w.contextTokens(),
                 r.userKvBlocks(), r.userKvBlocks() / (double) r.deviceBlocks(), r.deviceBlocks());
         out.printf(Locale.ROOT, "              returning-turn TTFT p50: restored from the host tier %.1f ms, recomputed %.1f ms "
                         + "(%.1fx); positions computed %d vs %d%n", rest, reco, reco / rest,

@@ -113,10 +113,9 @@ public final class SessionRunner {
                             break;
                         }
                     }
-                    int[] question = w.question(user, round, vocabSize);
-                    int[] before0 = history[user] == null ? system : history[user];
-                    int[] prompt = Arrays.copyOf(before0, before0.length + question.length);
-                    System.arraycopy(question, 0, prompt, before0.length, question.length);
+                    int[] prompt = history[user] == null
+                            ? concat(system, w.userContext(user, vocabSize), w.question(user, round, vocabSize))
+                            : concat(history[user], w.question(user, round, vocabSize));
                     Sequence seq = cache.open(tenantSalt, prompt);
                     ServingRequest req;
                     try {
@@ -150,9 +149,7 @@ public final class SessionRunner {
                         continue;
                     }
                     long done = System.nanoTime();
-                    int[] h = Arrays.copyOf(r.prompt, r.prompt.length + answer.length);
-                    System.arraycopy(answer, 0, h, r.prompt.length, answer.length);
-                    history[r.user] = h;
+                    history[r.user] = concat(r.prompt, answer);
                     int fullBlocks = r.seq.writtenTokens() / bt;
                     long[] ids = new long[fullBlocks];
                     for (int b = 0; b < fullBlocks; b++) {
@@ -181,6 +178,20 @@ public final class SessionRunner {
         long wall = System.nanoTime() - start;
         return new RunResult(List.copyOf(turns), wall, maxHeld, sessionsHeld(cache, heldBlocks, tierReused),
                 before, cache.stats());
+    }
+
+    private static int[] concat(int[]... parts) {
+        int n = 0;
+        for (int[] p : parts) {
+            n += p.length;
+        }
+        int[] out = new int[n];
+        int at = 0;
+        for (int[] p : parts) {
+            System.arraycopy(p, 0, out, at, p.length);
+            at += p.length;
+        }
+        return out;
     }
 
     /** @return users whose every full block of history the cache holds, in a tier it reuses */

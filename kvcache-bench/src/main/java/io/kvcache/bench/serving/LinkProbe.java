@@ -29,7 +29,7 @@ final class LinkProbe {
     /**
      * @param lower  the tier reloaded from; its slots are written with noise and freed again
      * @param device the tier reloaded into
-     * @param engine the platform's transfer engine, or null for the manager's CPU copies
+     * @param engine the platform's transfer engine, or null for the manager's CPU copies; not closed
      * @param blocks blocks per batch (fewer when a tier has fewer free)
      * @return the measured link, named after {@code lower}
      */
@@ -38,7 +38,9 @@ final class LinkProbe {
         if (n < 1) {
             throw new IllegalArgumentException("no free slots to measure the link from " + lower.name());
         }
-        TransferEngine e = engine != null ? engine : CpuTransferEngine.withDefaults();
+        // a pair the platform's engine does not copy is copied by the manager's CPU engine: measure that
+        boolean own = engine == null || !engine.supports(lower, device);
+        TransferEngine e = own ? CpuTransferEngine.withDefaults() : engine;
         int[] src = new int[n];
         int[] dst = new int[n];
         Arrays.fill(src, -1);
@@ -81,7 +83,7 @@ final class LinkProbe {
                     device.free(dst[i]);
                 }
             }
-            if (engine == null) {
+            if (own) {
                 e.close();
             }
         }

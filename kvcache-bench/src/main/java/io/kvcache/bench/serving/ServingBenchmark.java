@@ -46,12 +46,12 @@ import java.util.stream.Stream;
  * configuration 1; and whether every configuration generated the same tokens (greedy sampling:
  * it must).
  *
- * <p>Defaults give the users' KV about twelve times the device budget. The disk tier writes back
+ * <p>Defaults give the users' KV about thirteen times the device budget. The disk tier writes back
  * only what is evicted into it ({@link PersistPolicy#WRITE_BACK}): it is capacity here, not
  * persistence.
  *
  * <pre>
- * kvcache-bench/serving-bench.sh [--users 32] [--rounds 6] [--system-tokens 128] ... [--markdown F.md] [--report F.html]
+ * kvcache-bench/serving-bench.sh [--users 32] [--rounds 6] [--system-tokens 64] ... [--markdown F.md] [--report F.html]
  * </pre>
  */
 public final class ServingBenchmark {
@@ -156,8 +156,9 @@ public final class ServingBenchmark {
         out.println("ServingBenchmark: multi-round QA, the device tier alone against the tiers below it");
         out.printf(Locale.ROOT, "platform  %s; %s of KV per token, blocks of %d tokens (%s)%n", platform.name(),
                 ByteSize.format(layout.bytesPerToken()), bt, ByteSize.format(layout.blockBytes()));
-        out.printf(Locale.ROOT, "workload  %d users x %d rounds, system prompt %d, question %d, answer %d tokens; %s%n",
-                w.users(), w.rounds(), w.systemTokens(), w.questionTokens(), w.answerTokens(),
+        out.printf(Locale.ROOT, "workload  %d users x %d rounds, system prompt %d, user context %d, question %d, answer %d "
+                        + "tokens; %s%n", w.users(), w.rounds(), w.systemTokens(), w.contextTokens(), w.questionTokens(),
+                w.answerTokens(),
                 w.poisson() ? String.format(Locale.ROOT, "Poisson arrivals at %.2f turns/s, at most %d at once",
                         w.arrivalsPerSecond(), w.concurrency()) : "closed loop of " + w.concurrency() + " clients");
         out.printf(Locale.ROOT, "KV        the users' histories: %d blocks (%s) = %.1fx the device budget of %d blocks (%s)%n",
@@ -249,8 +250,8 @@ public final class ServingBenchmark {
 
     /** @return prompt tokens per second of a cold prefill of an average history, after warm-up ones */
     static double measurePrefill(ServingPlatform platform, Workload w, int ctxBlocks) {
-        int avg = Math.max(1, Math.min(w.maxContextTokens(), w.systemTokens() + (w.rounds() / 2 + 1)
-                * (w.questionTokens() + w.answerTokens())));
+        int avg = Math.max(1, Math.min(w.maxContextTokens(), w.systemTokens() + w.contextTokens()
+                + (w.rounds() / 2 + 1) * (w.questionTokens() + w.answerTokens())));
         int[] prompt = new int[avg];
         int vocab = platform.vocabSize();
         for (int i = 0; i < avg; i++) {

@@ -16,8 +16,9 @@ public final class ServingOptions {
               --model PATH            llama2.c checkpoint (default: the embedded synthetic model)
               --users N               conversations (default: 32)
               --rounds N              rounds per conversation (default: 6)
-              --system-tokens N       shared system prompt (default: 128)
-              --question-tokens N     tokens per question (default: 48)
+              --system-tokens N       shared system prompt (default: 64)
+              --context-tokens N      each user's own context, sent in the first round (default: 192)
+              --question-tokens N     tokens per question (default: 32)
               --answer-tokens N       tokens generated per answer (default: 16)
               --concurrency N         requests served at once (default: 2)
               --arrival-rate F        0 = closed loop (default); > 0 = Poisson arrivals, turns per second
@@ -35,14 +36,15 @@ public final class ServingOptions {
               --help                  this text""";
 
     private static final Set<String> VALUE_FLAGS = Set.of("--model", "--users", "--rounds", "--system-tokens",
-            "--question-tokens", "--answer-tokens", "--concurrency", "--arrival-rate", "--seed", "--block-tokens",
+            "--context-tokens", "--question-tokens", "--answer-tokens", "--concurrency", "--arrival-rate", "--seed", "--block-tokens",
             "--device-blocks", "--host-blocks", "--disk-blocks", "--disk-dir", "--configs", "--markdown", "--report");
 
     Path model;
     int users = 32;
     int rounds = 6;
-    int systemTokens = 128;
-    int questionTokens = 48;
+    int systemTokens = 64;
+    int contextTokens = 192;
+    int questionTokens = 32;
     int answerTokens = 16;
     int concurrency = 2;
     double arrivalRate;
@@ -91,6 +93,7 @@ public final class ServingOptions {
                 case "--users" -> o.users = intIn(flag, value, 1, 1 << 20);
                 case "--rounds" -> o.rounds = intIn(flag, value, 1, 1 << 16);
                 case "--system-tokens" -> o.systemTokens = intIn(flag, value, 0, 1 << 24);
+                case "--context-tokens" -> o.contextTokens = intIn(flag, value, 0, 1 << 24);
                 case "--question-tokens" -> o.questionTokens = intIn(flag, value, 1, 1 << 24);
                 case "--answer-tokens" -> o.answerTokens = intIn(flag, value, 1, 1 << 24);
                 case "--concurrency" -> o.concurrency = intIn(flag, value, 1, 1 << 16);
@@ -114,7 +117,7 @@ public final class ServingOptions {
 
     /** @return the workload the options describe */
     public Workload workload() {
-        return new Workload(users, rounds, systemTokens, questionTokens, answerTokens, concurrency, arrivalRate, seed);
+        return new Workload(users, rounds, systemTokens, contextTokens, questionTokens, answerTokens, concurrency, arrivalRate, seed);
     }
 
     private static int intIn(String flag, String v, int min, int max) {
@@ -148,7 +151,7 @@ public final class ServingOptions {
 
     @Override
     public String toString() {
-        return String.format(Locale.ROOT, "users=%d rounds=%d system=%d question=%d answer=%d concurrency=%d rate=%s",
-                users, rounds, systemTokens, questionTokens, answerTokens, concurrency, arrivalRate);
+        return String.format(Locale.ROOT, "users=%d rounds=%d system=%d context=%d question=%d answer=%d concurrency=%d "
+                + "rate=%s", users, rounds, systemTokens, contextTokens, questionTokens, answerTokens, concurrency, arrivalRate);
     }
 }

@@ -149,10 +149,11 @@ final class ServingReport {
         sb.append("# Multi-turn serving benchmark: ").append(o.platform()).append("\n\n");
         sb.append("Command (from the repository root):\n\n```\nkvcache-bench/serving-bench.sh ").append(o.commandLine())
                 .append("\n```\n\n");
-        sb.append(String.format(Locale.ROOT, "Workload: %d users x %d rounds, a shared system prompt of %d tokens, per round a "
-                        + "question of %d and an answer of %d tokens; %s. KV: %s a token, blocks of %d tokens (%s); the users' "
-                        + "histories are %d blocks (%s), %.1fx the device budget of configurations 1-3.\n\n",
-                w.users(), w.rounds(), w.systemTokens(), w.questionTokens(), w.answerTokens(),
+        sb.append(String.format(Locale.ROOT, "Workload: %d users x %d rounds, a shared system prompt of %d tokens, then %d tokens "
+                        + "of the user's own context in the first round, per round a question of %d and an answer of %d "
+                        + "tokens; %s. KV: %s a token, blocks of %d tokens (%s); the users' histories are %d blocks (%s), "
+                        + "%.1fx the device budget of configurations 1-3.\n\n",
+                w.users(), w.rounds(), w.systemTokens(), w.contextTokens(), w.questionTokens(), w.answerTokens(),
                 w.poisson() ? String.format(Locale.ROOT, "Poisson arrivals at %.2f turns/s, at most %d served at once",
                         w.arrivalsPerSecond(), w.concurrency()) : "a closed loop of " + w.concurrency() + " clients",
                 ByteSize.format(o.layout().bytesPerToken()), o.layout().blockTokens(), ByteSize.format(o.layout().blockBytes()),
