@@ -64,11 +64,12 @@ final class CopyDispatcher {
         if (copies.isEmpty()) {
             return;
         }
-        Map<Long, List<PlannedCopy>> groups = new LinkedHashMap<>();
+        // one batch per wave, tier pair and byte range: a layer-slice copy's batch is that layer's
+        Map<List<Long>, List<PlannedCopy>> groups = new LinkedHashMap<>();
         copies.stream()
                 .sorted((a, b) -> Integer.compare(a.wave, b.wave))
-                .forEach(m -> groups.computeIfAbsent(((long) m.wave << 32) | ((long) m.srcTier << 16) | m.dstTier,
-                        k -> new ArrayList<>()).add(m));
+                .forEach(m -> groups.computeIfAbsent(List.of(((long) m.wave << 32) | ((long) m.srcTier << 16)
+                        | m.dstTier, m.offset, m.length), k -> new ArrayList<>()).add(m));
         for (List<PlannedCopy> group : groups.values()) {
             CompletableFuture<?>[] deps = new CompletableFuture<?>[group.size() * 2];
             for (int i = 0; i < group.size(); i++) {
@@ -118,7 +119,8 @@ final class CopyDispatcher {
             bm.add(new BlockMove(m.srcSlot, m.dstSlot));
         }
         try {
-            engineFor(src, dst).submit(new TransferBatch(src, dst, bm)).completion().whenComplete((v, e) -> {
+            PlannedCopy first = ok.getFirst();
+            engineFor(src, dst).submit(new TransferBatch(src, dst, bm, first.offset, first.length)).completion().whenComplete((v, e) -> {
                 Throwable cause = e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
                 for (int i = 0; i < ok.size(); i++) {
                     PlannedCopy m = ok.get(i);
@@ -155,7 +157,8 @@ final class CopyDispatcher {
     private void settleLocked(PlannedCopy m) {
         if (m.freeSourceWhenSettled) {
             m.freeSourceWhenSettled = false;
-            fences.freeNow(m.srcTier, m.srcSlot);
+            // freed once every other copy reading it (a layer slice still queued) has settled too
+            fences.release(m.srcTier, m.srcSlot);
         }
         if (m.releaseWhenSettled != null) {
             Block src = m.releaseWhenSettled;
@@ -172,6 +175,15 @@ final class CopyDispatcher {
             settleLocked(m);
             if (m.block.dataReady == m.done && m.block.registered) {
                 registry.markLost(m.block, m.srcTier);
+            }
+            if (m.layerSlice()) {
+                if (m.block.partialLayers != null && m.block.partialLayers[m.layer] == m.done) {
+                    m.block.partialLayers[m.layer] = null;
+                }
+                if (m.block.registered && m.block.tier == m.srcTier && m.block.slot == m.srcSlot) {
+                    // the slot read holds the block's only whole bytes: nobody can vouch for them now
+                    registry.markLost(m.block, m.srcTier);
+                }
             }
             inFlight.remove(m);
             first = !m.done.isDone();
