@@ -589,7 +589,8 @@ public final class KvCacheManager implements AutoCloseable {
      * {@link #layerWindows(Sequence, int, int)} with explicit options.
      *
      * @throws PositionOutOfRangeException if the range is outside the sequence
-     * @throws IllegalArgumentException    if two windows do not fit the top tier
+     * @throws IllegalArgumentException    if the window in use and those asked for ahead do not fit
+     *                                     the top tier
      */
     public LayerWindows layerWindows(Sequence s, int fromBlock, int toBlock, LayerWindows.Options options) {
         Objects.requireNonNull(options, "options");
@@ -600,10 +601,10 @@ public final class KvCacheManager implements AutoCloseable {
                 throw new PositionOutOfRangeException("blocks [" + fromBlock + ", " + toBlock
                         + ") outside sequence " + s.id + " of " + s.blocks.size() + " blocks");
             }
-            if (2L * options.windowBlocks() > tiers[0].slotCount()) {
+            if ((1L + options.aheadWindows()) * options.windowBlocks() > tiers[0].slotCount()) {
                 throw new IllegalArgumentException("windows of " + options.windowBlocks() + " blocks: the window in"
-                        + " use and the one asked for ahead do not fit tier '" + tiers[0].name() + "' of "
-                        + tiers[0].slotCount() + " slots");
+                        + " use and the " + options.aheadWindows() + " asked for ahead do not fit tier '"
+                        + tiers[0].name() + "' of " + tiers[0].slotCount() + " slots");
             }
         } finally {
             lock.unlock();

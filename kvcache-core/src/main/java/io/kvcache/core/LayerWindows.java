@@ -21,8 +21,9 @@ import java.util.Objects;
  * <p>Each window is a handle of one layer ({@link KvCacheManager#ensureResident(Sequence, int, int,
  * int, int)}) over at most {@link #windowBlocks()} consecutive blocks, handed out once that layer
  * is in place and closed when the next is taken (or the layer's loop ends). When a window is
- * handed out, the next one is already asked for: the next window of the layer or, after a
- * layer's last window, the next layer's first, so that its copy runs while the engine folds.
+ * handed out, the next {@link Options#aheadWindows()} (default one) are already asked for: the
+ * next windows of the layer or, after a layer's last window, the next layer's first, so that
+ * their copies run while the engine folds.
  * Blocks visit in ascending order whatever the budget, so any budget gives the same floats.
  *
  * <p>Only the layer slices a window lacks move: a sealed block held below gets a partial top-tier
@@ -41,27 +42,43 @@ public final class LayerWindows implements AutoCloseable {
     /**
      * How windows are sized and asked for ahead.
      *
-     * @param windowBlocks   blocks per window, at least 1; two windows and the blocks other
-     *                       handles pin must fit the top tier
-     * @param prefetchEvicts whether the window asked for ahead may evict blocks held whole in the
+     * @param windowBlocks   blocks per window, at least 1; the window in use, the windows asked
+     *                       for ahead and the blocks other handles pin must fit the top tier
+     * @param prefetchEvicts whether a window asked for ahead may evict blocks held whole in the
      *                       top tier (else it takes only free and partial slots, and is left to be
      *                       asked for when reached if those do not suffice)
+     * @param aheadWindows   windows asked for ahead of the one in use, at least 1: more keep a
+     *                       copy engine busier while windows are folded, at the price of up to
+     *                       {@code aheadWindows * windowBlocks} blocks moved more per step when
+     *                       they may evict
      */
-    public record Options(int windowBlocks, boolean prefetchEvicts) {
+    public record Options(int windowBlocks, boolean prefetchEvicts, int aheadWindows) {
         public Options {
             if (windowBlocks < 1) {
                 throw new IllegalArgumentException("a window needs at least one block, was " + windowBlocks);
             }
+            if (aheadWindows < 1) {
+                throw new IllegalArgumentException("at least one window is asked for ahead, was " + aheadWindows);
+            }
+        }
+
+        /** One window asked for ahead. */
+        public Options(int windowBlocks, boolean prefetchEvicts) {
+            this(windowBlocks, prefetchEvicts, 1);
         }
 
         /**
          * @param topSlots slots of the top tier
-         * @return a window of a sixteenth of the top tier (at least 1 block), ahead-windows that
-         *     take only free and partial slots
+         * @return a window of a sixteenth of the top tier (at least 1 block), one window ahead
+         *     that takes only free and partial slots
          */
         public static Options forTopTier(int topSlots) {
-            return new Options(Math.max(1, (topSlots - 1) / 16), false);
+            return new Options(Math.max(1, (topSlots - 1) / 16), false, 1);
         }
+    }
+
+    /** A window asked for ahead of use: null handle when it found no room then. */
+    private record Ahead(int layer, int from, int to, ResidencyHandle handle) {
     }
 
     private final KvCacheManager cache;
@@ -71,8 +88,8 @@ public final class LayerWindows implements AutoCloseable {
     private final int layers;
     private final Options options;
     private ResidencyHandle current;
-    private ResidencyHandle ahead;
-    private int aheadLayer = -1;
+    /** Windows asked for ahead, in the order they will be reached. */
+    private final java.util.ArrayDeque<Ahead> ahead = new java.util.ArrayDeque<>();
     private boolean closed;
 
     LayerWindows(KvCacheManager cache, Sequence seq, int fromBlock, int toBlock, Options options) {
@@ -97,7 +114,7 @@ public final class LayerWindows implements AutoCloseable {
     /**
      * The windows of one layer, in ascending block order. Starting the loop releases a window
      * still pinned from an earlier loop; each {@code next()} releases the previous window, asks for
-     * the one after it, and returns its window once the layer is in place.
+     * those ahead of it, and returns its window once the layer is in place.
      *
      * @param layer a layer of the layout
      * @return the windows; iterate once
@@ -133,35 +150,55 @@ public final class LayerWindows implements AutoCloseable {
                 closeCurrent();
                 int a = pos;
                 int b = Math.min(a + options.windowBlocks(), toBlock);
-                if (ahead != null && aheadLayer == layer && ahead.fromBlock() == a && ahead.blockCount() == b - a) {
-                    current = ahead;
-                    ahead = null;
+                Ahead next = ahead.peekFirst();
+                if (next != null && next.layer() == layer && next.from() == a && next.to() == b) {
+                    ahead.removeFirst();
+                    current = next.handle();
                 } else {
                     closeAhead();
+                }
+                if (current == null) {
                     current = cache.ensureResident(seq, a, b, layer, layer + 1);
                 }
                 pos = b;
-                if (pos < toBlock) {
-                    askAhead(layer, pos);
-                } else if (layer + 1 < layers) {
-                    askAhead(layer + 1, fromBlock);
-                }
+                askAhead(layer, b);
                 current.awaitLayer(layer);
                 return current;
             }
         };
     }
 
-    /** Asks for a window ahead of use; one that finds no room (or a lost block) is left to be asked for when reached. */
-    private void askAhead(int layer, int from) {
-        closeAhead();
-        int to = Math.min(from + options.windowBlocks(), toBlock);
-        try {
-            ahead = cache.ensureLayers(seq, from, to, layer, layer + 1, options.prefetchEvicts());
-        } catch (OutOfCacheSpaceException | BlockLostException e) {
-            ahead = null;
+    /**
+     * Keeps {@code aheadWindows} windows asked for beyond the one ending at block {@code end} of
+     * {@code layer}: the rest of the layer, then the next layer's first windows. One that finds no
+     * room (or a lost block) is left to be asked for when reached.
+     */
+    private void askAhead(int layer, int end) {
+        int l = layer;
+        int from = end;
+        Ahead last = ahead.peekLast();
+        if (last != null) {
+            l = last.layer();
+            from = last.to();
         }
-        aheadLayer = layer;
+        while (ahead.size() < options.aheadWindows()) {
+            if (from >= toBlock) {
+                if (l + 1 >= layers || fromBlock >= toBlock) {
+                    return;
+                }
+                l++;
+                from = fromBlock;
+            }
+            int to = Math.min(from + options.windowBlocks(), toBlock);
+            ResidencyHandle h;
+            try {
+                h = cache.ensureLayers(seq, from, to, l, l + 1, options.prefetchEvicts());
+            } catch (OutOfCacheSpaceException | BlockLostException e) {
+                h = null;
+            }
+            ahead.addLast(new Ahead(l, from, to, h));
+            from = to;
+        }
     }
 
     private void closeCurrent() {
@@ -173,10 +210,11 @@ public final class LayerWindows implements AutoCloseable {
     }
 
     private void closeAhead() {
-        if (ahead != null) {
-            ResidencyHandle h = ahead;
-            ahead = null;
-            h.close();
+        while (!ahead.isEmpty()) {
+            ResidencyHandle h = ahead.removeFirst().handle();
+            if (h != null) {
+                h.close();
+            }
         }
     }
 

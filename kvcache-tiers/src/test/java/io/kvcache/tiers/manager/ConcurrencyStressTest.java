@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 import io.kvcache.core.BlockLostException;
 import io.kvcache.core.KvCacheManager;
+import io.kvcache.core.LayerWindows;
 import io.kvcache.core.OutOfCacheSpaceException;
 import io.kvcache.core.ResidencyHandle;
 import io.kvcache.core.Sequence;
@@ -122,7 +123,8 @@ class ConcurrencyStressTest {
         new Run("four tiers with disk", m, engine, SEED + 1).execute();
     }
 
-    enum Op { OPEN, DECODE, FORK, TRUNCATE_REWRITE, ENSURE_RESIDENT, READ_BLOCKS, PREFETCH, ATTENTION, CLOSE }
+    enum Op { OPEN, DECODE, FORK, TRUNCATE_REWRITE, ENSURE_RESIDENT, LAYER_RANGE, LAYER_WINDOWS, READ_BLOCKS, PREFETCH,
+        ATTENTION, CLOSE }
 
     /** A sequence an engine thread owns, with the tokens it must hold (the reference model). */
     static final class Seq {
@@ -425,8 +427,12 @@ class ConcurrencyStressTest {
                 return seqs.size() < MAX_SEQUENCES_PER_THREAD ? Op.FORK : Op.CLOSE;
             } else if (x < 52) {
                 return Op.TRUNCATE_REWRITE;
-            } else if (x < 64) {
+            } else if (x < 58) {
                 return Op.ENSURE_RESIDENT;
+            } else if (x < 62) {
+                return Op.LAYER_RANGE;
+            } else if (x < 64) {
+                return Op.LAYER_WINDOWS;
             } else if (x < 78) {
                 return Op.READ_BLOCKS;
             } else if (x < 84) {
@@ -448,6 +454,8 @@ class ConcurrencyStressTest {
                     case FORK -> fork(s);
                     case TRUNCATE_REWRITE -> truncateAndRewrite(s);
                     case ENSURE_RESIDENT -> ensureResident(s);
+                    case LAYER_RANGE -> layerRange(s);
+                    case LAYER_WINDOWS -> layerWindows(s);
                     case READ_BLOCKS -> readBlocks(s);
                     case PREFETCH -> run.manager.prefetch(AccessPlan.allBlocksOf(s.s.id()));
                     case ATTENTION -> attention(s);
@@ -649,6 +657,52 @@ class ConcurrencyStressTest {
             } finally {
                 h.close();
             }
+        }
+
+        /** Some layers of a few blocks: what the handle reads of its layers equals the model. */
+        private void layerRange(Seq s) {
+            int blocks = s.s.blockCount();
+            if (blocks == 0) {
+                decode(s);
+                return;
+            }
+            int from = r.nextInt(blocks);
+            int to = Math.min(blocks, from + 1 + r.nextInt(3));
+            int l0 = r.nextInt(LAYOUT.layers());
+            int l1 = l0 + 1 + r.nextInt(LAYOUT.layers() - l0);
+            ResidencyHandle h = run.manager.ensureResident(s.s, from, to, l0, l1);
+            try {
+                awaitBounded(h, "ensureResident(" + s.s + ", " + from + ", " + to + ", layers " + l0 + ", " + l1 + ")");
+                int written = s.s.writtenTokens();
+                for (int b = from; b < to && b * BT < written; b++) {
+                    verifyLayers(s, h, b, l0, l1, written, "layer handle read");
+                }
+            } finally {
+                h.close();
+            }
+        }
+
+        /** A layer-by-layer sweep over every full block through the library's streaming windows. */
+        private void layerWindows(Seq s) {
+            int full = s.s.writtenTokens() / BT;
+            try (LayerWindows windows = run.manager.layerWindows(s.s, 0, full)) {
+                for (int layer = 0; layer < LAYOUT.layers(); layer++) {
+                    for (ResidencyHandle w : windows.layer(layer)) {
+                        int written = s.s.writtenTokens();
+                        for (int b = w.fromBlock(); b < w.fromBlock() + w.blockCount(); b++) {
+                            verifyLayers(s, w, b, layer, layer + 1, written, "layer window read");
+                        }
+                    }
+                }
+            }
+        }
+
+        /** The block read whole from the cache, its layers {@code [l0, l1)} overwritten with what the handle reads. */
+        private void verifyLayers(Seq s, ResidencyHandle h, int b, int l0, int l1, int written, String how) {
+            run.manager.readBlock(s.s, b, block);
+            long lb = LAYOUT.layerBytes();
+            h.read(b, l0 * lb, block.asSlice(l0 * lb, (l1 - l0) * lb));
+            verifyBlock(s, b, written, how);
         }
 
         private void readBlocks(Seq s) {

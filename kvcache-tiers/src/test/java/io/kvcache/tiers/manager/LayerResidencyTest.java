@@ -163,6 +163,9 @@ class LayerResidencyTest {
         assertThrows(IllegalArgumentException.class, () -> manager.layerWindows(s, 0, 6,
                 new LayerWindows.Options(3, false)), "two windows of 3 blocks do not fit 4 slots");
         assertThrows(IllegalArgumentException.class, () -> new LayerWindows.Options(0, false));
+        assertThrows(IllegalArgumentException.class, () -> new LayerWindows.Options(1, false, 0));
+        assertThrows(IllegalArgumentException.class, () -> manager.layerWindows(s, 0, 6,
+                new LayerWindows.Options(1, false, 4)), "the window in use and four ahead do not fit 4 slots");
         assertEquals(before, Set.copyOf(manager.blockInfos()));
         assertEquals(0, manager.stats().tiers().getFirst().usedSlots() - before.stream().filter(i -> i.tier() == 0)
                 .count(), "no partial slot was allocated");
@@ -260,10 +263,19 @@ class LayerResidencyTest {
 
     @Test
     void layerWindowsStreamAContextLargerThanTheTopTier() {
+        sweep(new LayerWindows.Options(1, false));
+    }
+
+    @Test
+    void layerWindowsWithSeveralWindowsAheadThatMayEvictStreamTheSameBytes() {
+        sweep(new LayerWindows.Options(1, true, 2));
+    }
+
+    private void sweep(LayerWindows.Options options) {
         build(4, null);
         Sequence s = written(16);
         CacheStats before = manager.stats();
-        try (LayerWindows windows = manager.layerWindows(s, 0, 16, new LayerWindows.Options(1, false))) {
+        try (LayerWindows windows = manager.layerWindows(s, 0, 16, options)) {
             for (int layer = 0; layer < LAYOUT.layers(); layer++) {
                 int next = 0;
                 for (ResidencyHandle w : windows.layer(layer)) {
