@@ -7,6 +7,7 @@ import io.kvcache.core.transfer.CpuTransferEngine;
 import io.kvcache.core.transfer.TransferBatch;
 import io.kvcache.core.transfer.TransferEngine;
 import io.kvcache.core.transfer.TransferFailedException;
+import io.kvcache.core.transfer.TransferHandle;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -120,7 +121,18 @@ final class CopyDispatcher {
         }
         try {
             PlannedCopy first = ok.getFirst();
-            engineFor(src, dst).submit(new TransferBatch(src, dst, bm, first.offset, first.length)).completion().whenComplete((v, e) -> {
+            TransferBatch batch = new TransferBatch(src, dst, bm, first.offset, first.length);
+            TransferHandle handle;
+            try {
+                handle = engineFor(src, dst).submit(batch);
+            } catch (UnsupportedOperationException e) {
+                if (batch.wholeSlots()) {
+                    throw e;
+                }
+                // an engine that copies only whole slots: the built-in engine copies the range
+                handle = cpuEngine.submit(batch);
+            }
+            handle.completion().whenComplete((v, e) -> {
                 Throwable cause = e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
                 for (int i = 0; i < ok.size(); i++) {
                     PlannedCopy m = ok.get(i);

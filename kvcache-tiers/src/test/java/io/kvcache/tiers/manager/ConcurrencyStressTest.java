@@ -453,8 +453,8 @@ class ConcurrencyStressTest {
                     case DECODE -> decode(s);
                     case FORK -> fork(s);
                     case TRUNCATE_REWRITE -> truncateAndRewrite(s);
-                    case ENSURE_RESIDENT -> ensureResident(s);
-                    case LAYER_RANGE -> layerRange(s);
+                    case ENSURE_RESIDENT -> ensureResident(s, false);
+                    case LAYER_RANGE -> ensureResident(s, true);
                     case LAYER_WINDOWS -> layerWindows(s);
                     case READ_BLOCKS -> readBlocks(s);
                     case PREFETCH -> run.manager.prefetch(AccessPlan.allBlocksOf(s.s.id()));
@@ -636,7 +636,11 @@ class ConcurrencyStressTest {
             }
         }
 
-        private void ensureResident(Seq s) {
+        /**
+         * A few blocks made resident, all layers or (with {@code someLayers}) a layer range: what
+         * the handle reads of its layers equals the model.
+         */
+        private void ensureResident(Seq s, boolean someLayers) {
             int blocks = s.s.blockCount();
             if (blocks == 0) {
                 decode(s);
@@ -644,38 +648,22 @@ class ConcurrencyStressTest {
             }
             int from = r.nextInt(blocks);
             int to = Math.min(blocks, from + 1 + r.nextInt(3));
-            ResidencyHandle h = run.manager.ensureResident(s.s, from, to);
+            int l0 = someLayers ? r.nextInt(LAYOUT.layers()) : 0;
+            int l1 = someLayers ? l0 + 1 + r.nextInt(LAYOUT.layers() - l0) : LAYOUT.layers();
+            ResidencyHandle h = someLayers ? run.manager.ensureResident(s.s, from, to, l0, l1)
+                    : run.manager.ensureResident(s.s, from, to);
             try {
-                awaitBounded(h, "ensureResident(" + s.s + ", " + from + ", " + to + ")");
-                long[] table = h.blockTable();
+                awaitBounded(h, "ensureResident(" + s.s + ", " + from + ", " + to + ", layers " + l0 + ", " + l1 + ")");
+                long[] table = someLayers ? h.blockTable(l0) : h.blockTable();
                 check(table.length == to - from, "blockTable of " + table.length + " entries for " + (to - from));
                 int written = s.s.writtenTokens();
                 for (int b = from; b < to && b * BT < written; b++) {
-                    h.read(b, 0, block);
-                    verifyBlock(s, b, written, "handle read");
-                }
-            } finally {
-                h.close();
-            }
-        }
-
-        /** Some layers of a few blocks: what the handle reads of its layers equals the model. */
-        private void layerRange(Seq s) {
-            int blocks = s.s.blockCount();
-            if (blocks == 0) {
-                decode(s);
-                return;
-            }
-            int from = r.nextInt(blocks);
-            int to = Math.min(blocks, from + 1 + r.nextInt(3));
-            int l0 = r.nextInt(LAYOUT.layers());
-            int l1 = l0 + 1 + r.nextInt(LAYOUT.layers() - l0);
-            ResidencyHandle h = run.manager.ensureResident(s.s, from, to, l0, l1);
-            try {
-                awaitBounded(h, "ensureResident(" + s.s + ", " + from + ", " + to + ", layers " + l0 + ", " + l1 + ")");
-                int written = s.s.writtenTokens();
-                for (int b = from; b < to && b * BT < written; b++) {
-                    verifyLayers(s, h, b, l0, l1, written, "layer handle read");
+                    if (someLayers) {
+                        verifyLayers(s, h, b, l0, l1, written, "layer handle read");
+                    } else {
+                        h.read(b, 0, block);
+                        verifyBlock(s, b, written, "handle read");
+                    }
                 }
             } finally {
                 h.close();

@@ -261,6 +261,45 @@ class LayerResidencyTest {
         }
     }
 
+    /** Copies whole slots only, as an engine that cannot copy byte ranges does. */
+    static final class WholeSlotsOnly implements TransferEngine {
+        final CpuTransferEngine inner = new CpuTransferEngine(1, 64);
+        final java.util.concurrent.atomic.AtomicInteger refused = new java.util.concurrent.atomic.AtomicInteger();
+
+        @Override
+        public boolean supports(Tier source, Tier destination) {
+            return true;
+        }
+
+        @Override
+        public TransferHandle submit(TransferBatch batch) {
+            if (!batch.wholeSlots()) {
+                refused.incrementAndGet();
+                throw new UnsupportedOperationException("whole slots only");
+            }
+            return inner.submit(batch);
+        }
+
+        @Override
+        public void close() {
+            inner.close();
+        }
+    }
+
+    @Test
+    void anEngineThatCopiesOnlyWholeSlotsLeavesLayerSlicesToTheBuiltInEngine() {
+        WholeSlotsOnly engine = new WholeSlotsOnly();
+        build(4, engine);
+        Sequence s = written(8);
+        try (ResidencyHandle h = manager.ensureResident(s, 0, 2, 2, 4)) {
+            h.await();
+            assertNull(verify(h, s, 0));
+            assertNull(verify(h, s, 1));
+        }
+        assertTrue(engine.refused.get() > 0, "the engine was asked and refused the ranges");
+        assertEquals(0, manager.stats().blocksLost(), "a refused range is copied, not lost");
+    }
+
     @Test
     void layerWindowsStreamAContextLargerThanTheTopTier() {
         sweep(new LayerWindows.Options(1, false));
