@@ -930,7 +930,7 @@ public final class KvCacheManager implements AutoCloseable {
         try {
             List<BlockInfo> out = new ArrayList<>(registry.size());
             for (Block b : registry.all()) {
-                out.add(new BlockInfo(b.id, b.tier, b.slot, b.refCount, b.pins, b.key != null, b.lost));
+                out.add(new BlockInfo(b.id, b.tier, b.slot, b.refCount, b.pins, b.key != null, b.lost, b.partialSlot));
             }
             return out;
         } finally {
@@ -948,8 +948,11 @@ public final class KvCacheManager implements AutoCloseable {
      * @param pins     open handles pinning it
      * @param sealed   whether it is content-addressed and shareable
      * @param lost     whether its bytes are a reported miss
+     * @param partialSlot top-tier slot holding some of its layers while its bytes live in
+     *                    {@code tier} ({@link #ensureResident(Sequence, int, int, int, int)}), or -1
      */
-    public record BlockInfo(long id, int tier, int slot, int refCount, int pins, boolean sealed, boolean lost) {
+    public record BlockInfo(long id, int tier, int slot, int refCount, int pins, boolean sealed, boolean lost,
+                            int partialSlot) {
     }
 
     /** @return the block id at a logical index of a sequence (stable while the block lives) */

@@ -316,6 +316,12 @@ final class CacheModel implements AutoCloseable {
                 assertTrue(used.computeIfAbsent(i.tier(), t -> new HashSet<>()).add(i.slot()),
                         "two blocks in tier " + i.tier() + " slot " + i.slot());
             }
+            if (i.partialSlot() >= 0) {
+                // a partial slot is only for a sealed block whose bytes live below
+                assertTrue(i.tier() > 0 && i.sealed(), "partial slot of a block in tier " + i.tier() + ": " + i);
+                assertTrue(used.computeIfAbsent(0, t -> new HashSet<>()).add(i.partialSlot()),
+                        "top-tier slot " + i.partialSlot() + " held by two blocks (one of them partially)");
+            }
         }
         List<TierStats> tiers = manager.stats().tiers();
         for (int t = 0; t < slotCounts.length; t++) {
