@@ -55,6 +55,16 @@ final class Block {
     boolean persistQueued;
     /** {@link System#nanoTime()} when the block was sealed, for the write-through lag. */
     long sealedNanos;
+    /**
+     * A top-tier slot holding some of the layers of this sealed block, whose bytes stay in
+     * (tier, slot) below: -1 when none ({@link PartialSlots}). Dropping it moves no bytes.
+     */
+    int partialSlot = -1;
+    /**
+     * Per layer of the partial slot: completes when that layer's bytes are in place there; null
+     * where the layer is not in the slot. Null when there is no partial slot.
+     */
+    CompletableFuture<Void>[] partialLayers;
     /** Transaction that last moved this block, so one transaction never moves a block twice. */
     long txnId = -1;
 
@@ -75,6 +85,20 @@ final class Block {
     /** @return whether nobody may write the block's bytes: shared, sealed, or frozen for copy-on-write readers */
     boolean immutable() {
         return refCount > 1 || key != null || cowReaders > 0;
+    }
+
+    /** @return whether some of the block's layers sit in a top-tier slot of their own */
+    boolean hasPartialSlot() {
+        return partialSlot >= 0;
+    }
+
+    /**
+     * @return whether a request for some layers may give the block a partial top-tier slot: its
+     *     bytes are sealed (immutable) and held whole in a lower tier, so dropping the partial
+     *     slot later loses nothing
+     */
+    boolean layerPartialEligible() {
+        return key != null && !lost && tier > 0 && cowFrom == null;
     }
 
     boolean hasLowerCopy() {

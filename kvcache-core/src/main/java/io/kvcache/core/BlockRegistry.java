@@ -24,10 +24,12 @@ final class BlockRegistry {
     private final PrefetchTracker prefetch;
     private final CacheCounters counters;
     private final EvictionPolicy policy;
+    private final PartialSlots partial;
     private long nextBlockId;
 
     BlockRegistry(SlotFences fences, LowerCopies lowerCopies, PersistentTiers persistent, PrefetchTracker prefetch,
-                  CacheCounters counters, EvictionPolicy policy) {
+                  CacheCounters counters, EvictionPolicy policy, PartialSlots partial) {
+        this.partial = partial;
         this.fences = fences;
         this.lowerCopies = lowerCopies;
         this.persistent = persistent;
@@ -151,6 +153,7 @@ final class BlockRegistry {
 
     private void free(Block b) {
         lowerCopies.drop(b);
+        partial.drop(b);
         if (b.hasSlot()) {
             fences.release(b.tier, b.slot);
             policy.onRemove(b.id, b.tier);

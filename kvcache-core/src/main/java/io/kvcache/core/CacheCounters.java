@@ -21,6 +21,9 @@ final class CacheCounters {
     final long[] dropped;
     long promotions;
     long demotions;
+    long bytesPromoted;
+    long bytesDemoted;
+    long layerSlicesPromoted;
     long lowerCopyFallbacks;
     long copyOnWriteCopies;
     long prefixLookupTokens;
@@ -42,15 +45,24 @@ final class CacheCounters {
         dropped = new long[tiers];
     }
 
-    /** Counts a copy of one block, by its direction. */
-    void copied(int srcTier, int dstTier, boolean copyOnWrite) {
+    /**
+     * Counts a copy of one block, or of a layer slice of it ({@code bytes} less than a block), by
+     * its direction. A layer slice counts its bytes, not a promotion.
+     */
+    void copied(int srcTier, int dstTier, boolean copyOnWrite, long bytes) {
         if (copyOnWrite) {
             copyOnWriteCopies++;
         } else if (dstTier < srcTier) {
-            promotions++;
-            promotedOut[srcTier]++;
+            bytesPromoted += bytes;
+            if (bytes == blockBytes) {
+                promotions++;
+                promotedOut[srcTier]++;
+            } else {
+                layerSlicesPromoted++;
+            }
         } else {
             demotions++;
+            bytesDemoted += bytes;
             demotedIn[dstTier]++;
         }
     }
@@ -94,7 +106,7 @@ final class CacheCounters {
                     promotedOut[t], demotedIn[t], fallbacksIn[t], dropped[t], tier.failed()));
         }
         long wall = waitWallNanos + (waiters > 0 ? System.nanoTime() - waitWallStart : 0);
-        return new CacheStats(ts, promotions, promotions * blockBytes, demotions, demotions * blockBytes,
+        return new CacheStats(ts, promotions, bytesPromoted, demotions, bytesDemoted,
                 lowerCopyFallbacks, copyOnWriteCopies, copyOnWriteCopies * blockBytes, prefixLookupTokens,
                 prefixHitTokens, waitNanos, wall, Map.copyOf(waitByThread), prefetch.issued, prefetch.inTime,
                 prefetch.late, blocksLost, liveBlocks, persist);

@@ -7,6 +7,7 @@ import io.kvcache.core.transfer.CpuTransferEngine;
 import io.kvcache.core.transfer.TransferBatch;
 import io.kvcache.core.transfer.TransferEngine;
 import io.kvcache.core.transfer.TransferFailedException;
+import io.kvcache.core.transfer.TransferHandle;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -64,11 +65,12 @@ final class CopyDispatcher {
         if (copies.isEmpty()) {
             return;
         }
-        Map<Long, List<PlannedCopy>> groups = new LinkedHashMap<>();
+        // one batch per wave, tier pair and byte range: a layer-slice copy's batch is that layer's
+        Map<List<Long>, List<PlannedCopy>> groups = new LinkedHashMap<>();
         copies.stream()
                 .sorted((a, b) -> Integer.compare(a.wave, b.wave))
-                .forEach(m -> groups.computeIfAbsent(((long) m.wave << 32) | ((long) m.srcTier << 16) | m.dstTier,
-                        k -> new ArrayList<>()).add(m));
+                .forEach(m -> groups.computeIfAbsent(List.of(((long) m.wave << 32) | ((long) m.srcTier << 16)
+                        | m.dstTier, m.offset, m.length), k -> new ArrayList<>()).add(m));
         for (List<PlannedCopy> group : groups.values()) {
             CompletableFuture<?>[] deps = new CompletableFuture<?>[group.size() * 2];
             for (int i = 0; i < group.size(); i++) {
@@ -118,7 +120,19 @@ final class CopyDispatcher {
             bm.add(new BlockMove(m.srcSlot, m.dstSlot));
         }
         try {
-            engineFor(src, dst).submit(new TransferBatch(src, dst, bm)).completion().whenComplete((v, e) -> {
+            PlannedCopy first = ok.getFirst();
+            TransferBatch batch = new TransferBatch(src, dst, bm, first.offset, first.length);
+            TransferHandle handle;
+            try {
+                handle = engineFor(src, dst).submit(batch);
+            } catch (UnsupportedOperationException e) {
+                if (batch.wholeSlots()) {
+                    throw e;
+                }
+                // an engine that copies only whole slots: the built-in engine copies the range
+                handle = cpuEngine.submit(batch);
+            }
+            handle.completion().whenComplete((v, e) -> {
                 Throwable cause = e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
                 for (int i = 0; i < ok.size(); i++) {
                     PlannedCopy m = ok.get(i);
@@ -155,7 +169,8 @@ final class CopyDispatcher {
     private void settleLocked(PlannedCopy m) {
         if (m.freeSourceWhenSettled) {
             m.freeSourceWhenSettled = false;
-            fences.freeNow(m.srcTier, m.srcSlot);
+            // freed once every other copy reading it (a layer slice still queued) has settled too
+            fences.release(m.srcTier, m.srcSlot);
         }
         if (m.releaseWhenSettled != null) {
             Block src = m.releaseWhenSettled;
@@ -172,6 +187,15 @@ final class CopyDispatcher {
             settleLocked(m);
             if (m.block.dataReady == m.done && m.block.registered) {
                 registry.markLost(m.block, m.srcTier);
+            }
+            if (m.layerSlice()) {
+                if (m.block.partialLayers != null && m.block.partialLayers[m.layer] == m.done) {
+                    m.block.partialLayers[m.layer] = null;
+                }
+                if (m.block.registered && m.block.tier == m.srcTier && m.block.slot == m.srcSlot) {
+                    // the slot read holds the block's only whole bytes: nobody can vouch for them now
+                    registry.markLost(m.block, m.srcTier);
+                }
             }
             inFlight.remove(m);
             first = !m.done.isDone();

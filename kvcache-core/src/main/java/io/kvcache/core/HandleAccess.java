@@ -66,11 +66,13 @@ final class HandleAccess {
         }
     }
 
-    void fillAddresses(ResidencyHandle h, long[] out) {
+    /** Fills in the top-tier address of each pinned block's slot plus {@code add} bytes. */
+    void fillAddresses(ResidencyHandle h, long[] out, long add) {
         lock.lock();
         try {
             for (int i = 0; i < out.length; i++) {
-                out[i] = tiers[0].address(pinnedBlock(h, i).slot);
+                pinnedBlock(h, i);
+                out[i] = tiers[0].address(h.slots[i]) + add;
             }
         } finally {
             lock.unlock();
@@ -80,7 +82,8 @@ final class HandleAccess {
     long address(ResidencyHandle h, int i) {
         lock.lock();
         try {
-            return tiers[0].address(pinnedBlock(h, i).slot);
+            pinnedBlock(h, i);
+            return tiers[0].address(h.slots[i]);
         } finally {
             lock.unlock();
         }
@@ -97,7 +100,7 @@ final class HandleAccess {
         lock.lock();
         try {
             Block b = pinnedBlock(h, i);
-            v = tiers[0].view(b.slot);
+            v = tiers[0].view(h.slots[i]);
             if (b.immutable()) {
                 return v.asReadOnly();
             }
@@ -122,7 +125,7 @@ final class HandleAccess {
                         + " made") + "); only a sequence's private blocks are written");
             }
             Tier.checkRange(tiers[0], offset, src.byteSize());
-            slot = b.slot;
+            slot = h.slots[i];
             busy = fences.get(0, slot);
         } finally {
             lock.unlock();
@@ -136,7 +139,8 @@ final class HandleAccess {
         int slot;
         lock.lock();
         try {
-            slot = pinnedBlock(h, i).slot;
+            pinnedBlock(h, i);
+            slot = h.slots[i];
         } finally {
             lock.unlock();
         }

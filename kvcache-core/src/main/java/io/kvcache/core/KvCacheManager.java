@@ -83,6 +83,7 @@ public final class KvCacheManager implements AutoCloseable {
     private final PrefetchTracker prefetch;
     private final PersistentTiers persistent;
     private final LowerCopies lowerCopies;
+    private final PartialSlots partial;
     private final BlockRegistry registry;
     private final CopyDispatcher dispatcher;
     private final SequenceTable sequences;
@@ -105,11 +106,12 @@ public final class KvCacheManager implements AutoCloseable {
         this.persistent = new PersistentTiers(tiers, lock, fences, layout.blockBytes(), this::guardedAccess,
                 b.persistPolicy, b.persistQueueBlocks);
         this.lowerCopies = new LowerCopies(n, fences, persistent, counters, policy);
-        this.registry = new BlockRegistry(fences, lowerCopies, persistent, prefetch, counters, policy);
+        this.partial = new PartialSlots(fences, layout.layers());
+        this.registry = new BlockRegistry(fences, lowerCopies, persistent, prefetch, counters, policy, partial);
         this.dispatcher = new CopyDispatcher(tiers, b.engines, lock, fences, registry, persistent);
         this.sequences = new SequenceTable(this, layout, modelId, b.costModel, policy, registry, persistent, counters);
         this.planner = new ResidencyPlanner(tiers, fences, lowerCopies, registry, persistent, prefetch, counters,
-                policy, dispatcher, sequences, b.prefetchLookahead);
+                policy, dispatcher, sequences, b.prefetchLookahead, partial, layout.layers());
         this.access = new HandleAccess(tiers, layout, lock, closeGuard, fences, registry, persistent, this::checkOpen);
         persistent.start();
     }
@@ -311,6 +313,11 @@ public final class KvCacheManager implements AutoCloseable {
         return registry;
     }
 
+    /** The partial top-tier slots, for the invariant checker of the tests in this package. */
+    PartialSlots partialSlots() {
+        return partial;
+    }
+
     /** The copy dispatcher, for the tests in this package. */
     CopyDispatcher dispatcherForTests() {
         return dispatcher;
@@ -483,31 +490,12 @@ public final class KvCacheManager implements AutoCloseable {
     public ResidencyHandle ensureResident(Sequence s, int fromBlock, int toBlock) {
         lock.lock();
         try {
-            checkSequence(s);
-            if (fromBlock < 0 || toBlock > s.blocks.size() || fromBlock > toBlock) {
-                throw new PositionOutOfRangeException("blocks [" + fromBlock + ", " + toBlock
-                        + ") outside sequence " + s.id + " of " + s.blocks.size() + " blocks");
-            }
-            if (toBlock - fromBlock > tiers[0].slotCount()) {
-                throw new OutOfCacheSpaceException("blocks [" + fromBlock + ", " + toBlock + ") of sequence " + s.id
-                        + " are " + (toBlock - fromBlock) + " blocks, more than tier '" + tiers[0].name()
-                        + "' holds (" + tiers[0].slotCount() + " slots); make the range resident in windows of at"
-                        + " most that many blocks");
-            }
-            Block[] bs = new Block[toBlock - fromBlock];
+            Block[] bs = pinRange(s, fromBlock, toBlock);
             boolean allReady = true;
-            for (int i = 0; i < bs.length; i++) {
-                Block b = s.blocks.get(fromBlock + i);
-                if (b.lost) {
-                    throw new BlockLostException("block " + (fromBlock + i) + " of sequence " + s.id
-                            + " was lost; recompute from there", fromBlock + i, null);
-                }
-                allReady &= b.tier == 0 && b.dataReady.isDone();
-                bs[i] = b;
-            }
             for (Block b : bs) {
-                b.pins++;
+                allReady &= b.tier == 0 && b.dataReady.isDone();
             }
+            CompletableFuture<Void> ready;
             if (allReady) {
                 // the steady state of a decode step that fits: nothing to plan, nothing to wait for
                 for (Block b : bs) {
@@ -515,21 +503,157 @@ public final class KvCacheManager implements AutoCloseable {
                     prefetch.used(b.id);
                 }
                 counters.hits[0] += bs.length;
-                return new ResidencyHandle(this, s, fromBlock, bs, Block.DONE, tiers[0]);
-            }
-            CompletableFuture<Void> ready;
-            try {
-                ready = planner.promote(bs);
-            } catch (OutOfCacheSpaceException e) {
-                for (Block b : bs) {
-                    b.pins--;
+                ready = Block.DONE;
+            } else {
+                try {
+                    ready = planner.promote(bs);
+                } catch (OutOfCacheSpaceException e) {
+                    unpin(bs);
+                    throw e;
                 }
-                throw e;
             }
-            return new ResidencyHandle(this, s, fromBlock, bs, ready, tiers[0]);
+            @SuppressWarnings("unchecked")
+            CompletableFuture<Void>[] perLayer = new CompletableFuture[layout.layers()];
+            java.util.Arrays.fill(perLayer, ready);
+            return handle(s, fromBlock, bs, 0, layout.layers(), perLayer, ready);
         } finally {
             lock.unlock();
         }
+    }
+
+    /**
+     * Makes layers {@code [fromLayer, toLayer)} of logical blocks {@code [fromBlock, toBlock)}
+     * resident in the top tier and pins them there until the handle is closed; only those layers
+     * are guaranteed in place, and the handle refuses access to any other
+     * ({@link LayerNotResidentException}). Returns at once; the copies run asynchronously, one
+     * batch per layer, and {@link ResidencyHandle#layerReady(int)} completes as each layer lands.
+     *
+     * <p>A sealed block held whole in a lower tier gets a <em>partial</em> top-tier slot: only the
+     * layer slices it lacks are copied into it, and its bytes stay authoritative below, so dropping
+     * the slot later moves nothing. A block already in the top tier moves nothing. Any other block
+     * (one still being written, a copy-on-write copy, a block with no bytes yet) is made resident
+     * whole, as by {@link #ensureResident(Sequence, int, int)}.
+     *
+     * @throws PositionOutOfRangeException if the block range is outside the sequence
+     * @throws IllegalArgumentException    if the layer range is empty or outside the layout's layers
+     * @throws OutOfCacheSpaceException    as for {@link #ensureResident(Sequence, int, int)}; the cache
+     *                                     is left as it was
+     * @throws BlockLostException          if a block in the range is a known miss
+     */
+    public ResidencyHandle ensureResident(Sequence s, int fromBlock, int toBlock, int fromLayer, int toLayer) {
+        return ensureLayers(s, fromBlock, toBlock, fromLayer, toLayer, true);
+    }
+
+    /**
+     * {@link #ensureResident(Sequence, int, int, int, int)}, where {@code evictWhole} false takes
+     * room only from free and partial slots: null when those do not suffice (nothing changed).
+     */
+    ResidencyHandle ensureLayers(Sequence s, int fromBlock, int toBlock, int fromLayer, int toLayer,
+                                 boolean evictWhole) {
+        if (fromLayer < 0 || toLayer > layout.layers() || fromLayer >= toLayer) {
+            throw new IllegalArgumentException("layers [" + fromLayer + ", " + toLayer + ") are not a non-empty range"
+                    + " of the layout's " + layout.layers() + " layers");
+        }
+        lock.lock();
+        try {
+            Block[] bs = pinRange(s, fromBlock, toBlock);
+            CompletableFuture<Void>[] perLayer;
+            try {
+                perLayer = planner.promoteLayers(bs, fromLayer, toLayer, evictWhole);
+            } catch (OutOfCacheSpaceException e) {
+                unpin(bs);
+                if (!evictWhole) {
+                    return null;
+                }
+                throw e;
+            }
+            CompletableFuture<Void> ready = perLayer.length == 1 ? perLayer[0] : CompletableFuture.allOf(perLayer);
+            return handle(s, fromBlock, bs, fromLayer, toLayer, perLayer, ready);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Streams blocks {@code [fromBlock, toBlock)} of a sequence through the top tier one layer at
+     * a time, in windows of {@link LayerWindows.Options#forTopTier} for the top tier's size; see
+     * {@link LayerWindows}. A range larger than the top tier is fine: that is what it is for.
+     *
+     * @throws PositionOutOfRangeException if the range is outside the sequence
+     */
+    public LayerWindows layerWindows(Sequence s, int fromBlock, int toBlock) {
+        return layerWindows(s, fromBlock, toBlock, LayerWindows.Options.forTopTier(tiers[0].slotCount()));
+    }
+
+    /**
+     * {@link #layerWindows(Sequence, int, int)} with explicit options.
+     *
+     * @throws PositionOutOfRangeException if the range is outside the sequence
+     * @throws IllegalArgumentException    if the window in use and those asked for ahead do not fit
+     *                                     the top tier
+     */
+    public LayerWindows layerWindows(Sequence s, int fromBlock, int toBlock, LayerWindows.Options options) {
+        Objects.requireNonNull(options, "options");
+        lock.lock();
+        try {
+            checkSequence(s);
+            if (fromBlock < 0 || toBlock > s.blocks.size() || fromBlock > toBlock) {
+                throw new PositionOutOfRangeException("blocks [" + fromBlock + ", " + toBlock
+                        + ") outside sequence " + s.id + " of " + s.blocks.size() + " blocks");
+            }
+            if ((1L + options.aheadWindows()) * options.windowBlocks() > tiers[0].slotCount()) {
+                throw new IllegalArgumentException("windows of " + options.windowBlocks() + " blocks: the window in"
+                        + " use and the " + options.aheadWindows() + " asked for ahead do not fit tier '"
+                        + tiers[0].name() + "' of " + tiers[0].slotCount() + " slots");
+            }
+        } finally {
+            lock.unlock();
+        }
+        return LayerWindows.open(this, s, fromBlock, toBlock, options);
+    }
+
+    /** Checks a block range and pins its blocks. Caller holds the lock. */
+    private Block[] pinRange(Sequence s, int fromBlock, int toBlock) {
+        checkSequence(s);
+        if (fromBlock < 0 || toBlock > s.blocks.size() || fromBlock > toBlock) {
+            throw new PositionOutOfRangeException("blocks [" + fromBlock + ", " + toBlock
+                    + ") outside sequence " + s.id + " of " + s.blocks.size() + " blocks");
+        }
+        if (toBlock - fromBlock > tiers[0].slotCount()) {
+            throw new OutOfCacheSpaceException("blocks [" + fromBlock + ", " + toBlock + ") of sequence " + s.id
+                    + " are " + (toBlock - fromBlock) + " blocks, more than tier '" + tiers[0].name()
+                    + "' holds (" + tiers[0].slotCount() + " slots); make the range resident in windows of at"
+                    + " most that many blocks (KvCacheManager.layerWindows)");
+        }
+        Block[] bs = new Block[toBlock - fromBlock];
+        for (int i = 0; i < bs.length; i++) {
+            Block b = s.blocks.get(fromBlock + i);
+            if (b.lost) {
+                throw new BlockLostException("block " + (fromBlock + i) + " of sequence " + s.id
+                        + " was lost; recompute from there", fromBlock + i, null);
+            }
+            bs[i] = b;
+        }
+        for (Block b : bs) {
+            b.pins++;
+        }
+        return bs;
+    }
+
+    private static void unpin(Block[] bs) {
+        for (Block b : bs) {
+            b.pins--;
+        }
+    }
+
+    /** A handle over pinned, planned blocks; each block's top-tier slot is fixed while it is pinned. */
+    private ResidencyHandle handle(Sequence s, int fromBlock, Block[] bs, int fromLayer, int toLayer,
+                                   CompletableFuture<Void>[] perLayer, CompletableFuture<Void> ready) {
+        int[] slots = new int[bs.length];
+        for (int i = 0; i < bs.length; i++) {
+            slots[i] = bs[i].tier == 0 ? bs[i].slot : bs[i].partialSlot;
+        }
+        return new ResidencyHandle(this, s, fromBlock, bs, slots, fromLayer, toLayer, perLayer, ready, tiers[0]);
     }
 
     /**
@@ -648,11 +772,17 @@ public final class KvCacheManager implements AutoCloseable {
 
     BlockLostException lostFor(Sequence s, ResidencyHandle h, Throwable cause) {
         int first = h.fromBlock();
-        for (int i = 0; i < h.blocks.length; i++) {
-            if (h.blocks[i].dataReady.isCompletedExceptionally()) {
-                first = h.fromBlock() + i;
-                break;
+        lock.lock();
+        try {
+            for (int i = 0; i < h.blocks.length; i++) {
+                Block b = h.blocks[i];
+                if (b.dataReady.isCompletedExceptionally() || b.lost) {
+                    first = h.fromBlock() + i;
+                    break;
+                }
             }
+        } finally {
+            lock.unlock();
         }
         return new BlockLostException("block " + first + " of sequence " + s.id
                 + " could not be made resident; recompute from there", first, cause);
@@ -673,8 +803,8 @@ public final class KvCacheManager implements AutoCloseable {
         }
     }
 
-    void fillAddresses(ResidencyHandle h, long[] out) {
-        access.fillAddresses(h, out);
+    void fillAddresses(ResidencyHandle h, long[] out, long add) {
+        access.fillAddresses(h, out, add);
     }
 
     long address(ResidencyHandle h, int i) {
@@ -800,7 +930,7 @@ public final class KvCacheManager implements AutoCloseable {
         try {
             List<BlockInfo> out = new ArrayList<>(registry.size());
             for (Block b : registry.all()) {
-                out.add(new BlockInfo(b.id, b.tier, b.slot, b.refCount, b.pins, b.key != null, b.lost));
+                out.add(new BlockInfo(b.id, b.tier, b.slot, b.refCount, b.pins, b.key != null, b.lost, b.partialSlot));
             }
             return out;
         } finally {
@@ -818,8 +948,11 @@ public final class KvCacheManager implements AutoCloseable {
      * @param pins     open handles pinning it
      * @param sealed   whether it is content-addressed and shareable
      * @param lost     whether its bytes are a reported miss
+     * @param partialSlot top-tier slot holding some of its layers while its bytes live in
+     *                    {@code tier} ({@link #ensureResident(Sequence, int, int, int, int)}), or -1
      */
-    public record BlockInfo(long id, int tier, int slot, int refCount, int pins, boolean sealed, boolean lost) {
+    public record BlockInfo(long id, int tier, int slot, int refCount, int pins, boolean sealed, boolean lost,
+                            int partialSlot) {
     }
 
     /** @return the block id at a logical index of a sequence (stable while the block lives) */

@@ -38,6 +38,16 @@ final class LowerCopies {
      * copy it had is released when the transaction commits.
      */
     void keep(ResidencyTxn txn, Block b, PlannedCopy m, int srcTier, int srcSlot, CompletableFuture<Void> srcReady) {
+        keep(txn, b, srcTier, srcSlot, srcReady);
+        m.keepSourceAsLowerCopy = true;
+        txn.onUndo(() -> m.keepSourceAsLowerCopy = false);
+    }
+
+    /**
+     * A sealed block that now lives in a top-tier slot without a whole copy into it (its partial
+     * slot became its residency) keeps the slot it lived in as its lower copy.
+     */
+    void keep(ResidencyTxn txn, Block b, int srcTier, int srcSlot, CompletableFuture<Void> srcReady) {
         int oldTier = b.lowerTier;
         int oldSlot = b.lowerSlot;
         CompletableFuture<Void> oldReady = b.lowerReady;
@@ -48,7 +58,6 @@ final class LowerCopies {
         b.lowerSlot = srcSlot;
         b.lowerReady = srcReady;
         in[srcTier].add(b);
-        m.keepSourceAsLowerCopy = true;
         txn.onUndo(() -> {
             in[srcTier].remove(b);
             b.lowerTier = oldTier;
@@ -57,7 +66,6 @@ final class LowerCopies {
             if (oldTier >= 0) {
                 in[oldTier].add(b);
             }
-            m.keepSourceAsLowerCopy = false;
         });
         if (oldTier >= 0) {
             txn.onCommit(() -> fences.release(oldTier, oldSlot));

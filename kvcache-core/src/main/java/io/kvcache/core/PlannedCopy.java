@@ -18,6 +18,15 @@ final class PlannedCopy {
     final int dstSlot;
     /** True for a copy-on-write copy (the source stays where it is), false for a move. */
     final boolean copyOnWrite;
+    /**
+     * The layer a layer-slice copy brings into a partial slot (the source stays where it is, the
+     * block's residency does not change), or -1 for a copy of the whole slot.
+     */
+    final int layer;
+    /** First byte of each slot copied: 0 for a whole slot. */
+    final long offset;
+    /** Bytes copied from {@link #offset}: the slot size for a whole slot. */
+    final long length;
     /** Completes when the source's bytes are in place. */
     final CompletableFuture<?> srcReady;
     /** Completes when the destination slot may be overwritten. */
@@ -41,7 +50,8 @@ final class PlannedCopy {
     Block releaseWhenSettled;
 
     PlannedCopy(Block block, Block source, int srcTier, int srcSlot, int dstTier, int dstSlot, boolean copyOnWrite,
-                CompletableFuture<?> srcReady, CompletableFuture<?> dstFree, int wave) {
+                CompletableFuture<?> srcReady, CompletableFuture<?> dstFree, int wave, int layer, long offset,
+                long length) {
         this.block = block;
         this.source = source;
         this.srcTier = srcTier;
@@ -52,5 +62,13 @@ final class PlannedCopy {
         this.srcReady = srcReady;
         this.dstFree = dstFree;
         this.wave = wave;
+        this.layer = layer;
+        this.offset = offset;
+        this.length = length;
+    }
+
+    /** @return whether this copy brings one layer slice into a partial slot */
+    boolean layerSlice() {
+        return layer >= 0;
     }
 }

@@ -28,12 +28,17 @@ final class ResidencyPlanner {
     private final CopyDispatcher dispatcher;
     private final SequenceTable sequences;
     private final int prefetchLookahead;
+    private final PartialSlots partial;
+    private final int layers;
     private long nextTxnId;
 
     ResidencyPlanner(Tier[] tiers, SlotFences fences, LowerCopies lowerCopies, BlockRegistry registry,
                      PersistentTiers persistent, PrefetchTracker prefetch, CacheCounters counters,
-                     EvictionPolicy policy, CopyDispatcher dispatcher, SequenceTable sequences, int prefetchLookahead) {
+                     EvictionPolicy policy, CopyDispatcher dispatcher, SequenceTable sequences, int prefetchLookahead,
+                     PartialSlots partial, int layers) {
         this.tiers = tiers;
+        this.partial = partial;
+        this.layers = layers;
         this.fences = fences;
         this.lowerCopies = lowerCopies;
         this.registry = registry;
@@ -47,7 +52,9 @@ final class ResidencyPlanner {
     }
 
     private ResidencyTxn begin() {
-        return new ResidencyTxn(nextTxnId++, tiers.length, fences, policy, lowerCopies, counters, dispatcher);
+        long slotBytes = tiers[0].slotBytes();
+        return new ResidencyTxn(nextTxnId++, tiers.length, fences, policy, lowerCopies, counters, dispatcher,
+                slotBytes, slotBytes / layers);
     }
 
     /**
@@ -72,14 +79,7 @@ final class ResidencyPlanner {
                 if (b.hasSlot()) {
                     sourceTiers[hitCount++] = b.tier;
                 }
-                int slot = obtainSlot(0, txn, b);
-                if (!b.hasSlot() && b.cowFrom == null) {
-                    txn.placeNew(b, slot);
-                } else if (!b.hasSlot()) {
-                    txn.copy(b.cowFrom, b, 0, slot);
-                } else {
-                    txn.move(b, 0, slot);
-                }
+                promoteWhole(txn, b, true);
             }
         } catch (OutOfCacheSpaceException e) {
             txn.rollback();
@@ -100,6 +100,129 @@ final class ResidencyPlanner {
         return CompletableFuture.allOf(waits.toArray(CompletableFuture[]::new));
     }
 
+    /**
+     * Brings one block not in the top tier there whole: a fresh slot for a block with no bytes, a
+     * copy for a copy-on-write block, the missing layers for a block with a partial slot (which
+     * becomes its residency), else a move.
+     *
+     * @param evictWhole whether room may be made by evicting blocks held whole in the top tier
+     *                   (else only free slots and partial slots are taken)
+     * @return completes when the block's bytes are in place
+     */
+    private CompletableFuture<Void> promoteWhole(ResidencyTxn txn, Block b, boolean evictWhole) {
+        if (b.hasPartialSlot()) {
+            CompletableFuture<Void>[] ls = fillLayers(txn, b, 0, layers);
+            int slot = partial.take(txn, b);
+            CompletableFuture<Void> ready = CompletableFuture.allOf(ls);
+            txn.adoptPartialSlot(b, slot, ready);
+            return ready;
+        }
+        int slot = obtainSlot(0, txn, b, evictWhole);
+        if (!b.hasSlot() && b.cowFrom == null) {
+            txn.placeNew(b, slot);
+        } else if (!b.hasSlot()) {
+            txn.copy(b.cowFrom, b, 0, slot);
+        } else {
+            txn.move(b, 0, slot);
+        }
+        return b.dataReady;
+    }
+
+    /**
+     * Copies the layers of {@code [fromLayer, toLayer)} that a block's partial slot lacks into it.
+     *
+     * @return the futures of layers {@code [fromLayer, toLayer)} of the slot, in place or coming
+     */
+    private CompletableFuture<Void>[] fillLayers(ResidencyTxn txn, Block b, int fromLayer, int toLayer) {
+        int missing = 0;
+        int[] ls = new int[toLayer - fromLayer];
+        for (int l = fromLayer; l < toLayer; l++) {
+            if (b.partialLayers[l] == null) {
+                ls[missing++] = l;
+            }
+        }
+        if (missing > 0) {
+            txn.copyLayers(b, java.util.Arrays.copyOf(ls, missing));
+        }
+        partial.touch(b);
+        return java.util.Arrays.copyOfRange(b.partialLayers, fromLayer, toLayer);
+    }
+
+    /**
+     * Brings layers {@code [fromLayer, toLayer)} of pinned blocks to the top tier. A sealed block
+     * whose bytes are held whole in a lower tier gets a partial slot and only the layer slices it
+     * lacks, one copy per layer; a block already in the top tier needs nothing; any other block
+     * (one still written, a copy-on-write block, a block with no bytes) is brought whole.
+     *
+     * @param evictWhole whether room may be made by evicting blocks held whole in the top tier;
+     *                   free and partial slots are always taken first
+     * @return per layer of the range, completes when that layer of every block is in place
+     * @throws OutOfCacheSpaceException when the top tier cannot make room; nothing changed (the
+     *                                  caller unpins)
+     */
+    CompletableFuture<Void>[] promoteLayers(Block[] bs, int fromLayer, int toLayer, boolean evictWhole) {
+        ResidencyTxn txn = begin();
+        int n = toLayer - fromLayer;
+        @SuppressWarnings("unchecked")
+        List<CompletableFuture<?>>[] perLayer = new List[n];
+        for (int i = 0; i < n; i++) {
+            perLayer[i] = new ArrayList<>(bs.length);
+        }
+        int[] hitTiers = new int[bs.length];
+        try {
+            for (int i = 0; i < bs.length; i++) {
+                Block b = bs[i];
+                b.txnId = txn.id;
+                hitTiers[i] = b.tier == 0 || (b.hasPartialSlot() && hasLayers(b, fromLayer, toLayer)) ? 0 : b.tier;
+                if (b.tier == 0) {
+                    for (List<CompletableFuture<?>> l : perLayer) {
+                        l.add(b.dataReady);
+                    }
+                } else if (b.layerPartialEligible()) {
+                    if (!b.hasPartialSlot()) {
+                        partial.attach(txn, b, obtainSlot(0, txn, b, evictWhole));
+                    }
+                    CompletableFuture<Void>[] ls = fillLayers(txn, b, fromLayer, toLayer);
+                    for (int l = 0; l < n; l++) {
+                        perLayer[l].add(ls[l]);
+                    }
+                } else {
+                    CompletableFuture<Void> ready = promoteWhole(txn, b, evictWhole);
+                    for (List<CompletableFuture<?>> l : perLayer) {
+                        l.add(ready);
+                    }
+                }
+            }
+        } catch (OutOfCacheSpaceException e) {
+            txn.rollback();
+            throw e;
+        }
+        for (int i = 0; i < bs.length; i++) {
+            if (hitTiers[i] >= 0) {
+                counters.hits[hitTiers[i]]++;
+            }
+            policy.onAccess(bs[i].id, Math.max(bs[i].tier, 0));
+            prefetch.used(bs[i].id);
+        }
+        txn.commit();
+        @SuppressWarnings("unchecked")
+        CompletableFuture<Void>[] out = new CompletableFuture[n];
+        for (int l = 0; l < n; l++) {
+            out[l] = CompletableFuture.allOf(perLayer[l].toArray(CompletableFuture[]::new));
+        }
+        return out;
+    }
+
+    /** @return whether a block's partial slot holds (or is receiving) every layer of a range */
+    static boolean hasLayers(Block b, int fromLayer, int toLayer) {
+        for (int l = fromLayer; l < toLayer; l++) {
+            if (b.partialLayers[l] == null) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     /** Promotes the wanted blocks within the lookahead budget, without pinning them; skips what finds no room. */
     void prefetch(List<Block> wanted) {
         ResidencyTxn txn = begin();
@@ -116,14 +239,14 @@ final class ResidencyPlanner {
                 if (b.tier <= 0 || b.lost || b.txnId == txn.id || prefetch.tracks(b.id)) {
                     continue;
                 }
-                int slot;
+                CompletableFuture<Void> ready;
                 try {
-                    slot = obtainSlot(0, txn, b);
+                    ready = promoteWhole(txn, b, true);
                 } catch (OutOfCacheSpaceException e) {
                     break;
                 }
                 b.txnId = txn.id;
-                prefetch.issued(b.id, txn.move(b, 0, slot));
+                prefetch.issued(b.id, ready);
                 issued++;
             }
             prefetch.issued += issued;
@@ -184,6 +307,14 @@ final class ResidencyPlanner {
      * still be in flight; copies into it wait on its fence.
      */
     private int obtainSlot(int t, ResidencyTxn txn, Block forBlock) {
+        return obtainSlot(t, txn, forBlock, true);
+    }
+
+    /**
+     * @param evictBlocks whether blocks living in the tier may be evicted; free slots, lower
+     *                    copies and (in the top tier) partial slots are taken first either way
+     */
+    private int obtainSlot(int t, ResidencyTxn txn, Block forBlock, boolean evictBlocks) {
         if (txn.exhausted[t] || tiers[t].failed()) {
             throw new OutOfCacheSpaceException(noRoom(t));
         }
@@ -194,8 +325,15 @@ final class ResidencyPlanner {
                 txn.claim(t, slot);
             }
         }
+        if (slot < 0 && t == 0) {
+            // a partial slot holds layers whose bytes live below too: dropping it moves nothing
+            slot = partial.reclaim(txn);
+        }
         if (slot >= 0) {
             return slot;
+        }
+        if (!evictBlocks) {
+            throw new OutOfCacheSpaceException(noRoom(t) + " (only free and partial slots were to be taken)");
         }
         int[] found = {-1};
         policy.forEachCandidate(t, id -> isProtected(txn, id), id -> {
@@ -285,6 +423,7 @@ final class ResidencyPlanner {
         BlockKey key = v.key;
         CompletableFuture<Void> ready = v.dataReady;
         v.txnId = txn.id;
+        partial.dropInTxn(txn, v);
         registry.remove(v);
         registry.unregisterKey(v);
         policy.onRemove(v.id, t);

@@ -40,9 +40,14 @@ final class ResidencyTxn {
     /** Attention sinks and recent windows of every sequence, computed on first need. */
     LongHashSet protectedBlocks;
 
+    private final long slotBytes;
+    private final long layerBytes;
+
     ResidencyTxn(long id, int tiers, SlotFences fences, EvictionPolicy policy, LowerCopies lowerCopies,
-                 CacheCounters counters, CopyDispatcher dispatcher) {
+                 CacheCounters counters, CopyDispatcher dispatcher, long slotBytes, long layerBytes) {
         this.id = id;
+        this.slotBytes = slotBytes;
+        this.layerBytes = layerBytes;
         this.exhausted = new boolean[tiers];
         this.fences = fences;
         this.policy = policy;
@@ -140,6 +145,75 @@ final class ResidencyTxn {
         return m.done;
     }
 
+    /**
+     * Copies layer slices of a sealed block from the slot holding its bytes into its partial slot,
+     * one copy per layer (so each layer's batch completes on its own). Distinct layers are
+     * disjoint byte ranges of the slot: the copies wait for the slot's earlier users, not for
+     * each other.
+     *
+     * @return one future per entry of {@code layers}, completing when that layer is in place
+     */
+    List<CompletableFuture<Void>> copyLayers(Block b, int[] layers) {
+        int srcTier = b.tier;
+        int srcSlot = b.slot;
+        int dstSlot = b.partialSlot;
+        long srcKey = SlotFences.key(srcTier, srcSlot);
+        long dstKey = SlotFences.key(0, dstSlot);
+        PlannedCopy dep = copyOf.get(b.id);
+        int wave = 1 + (int) Math.max(Math.max(writeWave.get(srcKey), dep == null ? -1 : dep.wave),
+                Math.max(writeWave.get(dstKey), readWave.get(dstKey)));
+        raise(readWave, srcKey, wave);
+        raise(writeWave, dstKey, wave);
+        CompletableFuture<?> prevSrcFree = fences.get(srcTier, srcSlot);
+        CompletableFuture<?> prevDstFree = fences.get(0, dstSlot);
+        CompletableFuture<Void>[] prevLayers = b.partialLayers.clone();
+        List<CompletableFuture<Void>> out = new ArrayList<>(layers.length);
+        List<PlannedCopy> mine = new ArrayList<>(layers.length);
+        for (int l : layers) {
+            PlannedCopy m = new PlannedCopy(b, b, srcTier, srcSlot, 0, dstSlot, false, b.dataReady, prevDstFree, wave,
+                    l, l * layerBytes, layerBytes);
+            CompletableFuture<Void> settled = m.done.handle((v, e) -> null);
+            fences.addUse(srcTier, srcSlot, settled);
+            fences.addUse(0, dstSlot, settled);
+            b.partialLayers[l] = m.done;
+            copies.add(m);
+            mine.add(m);
+            out.add(m.done);
+        }
+        CompletableFuture<Void>[] layersNow = b.partialLayers;
+        undo.add(() -> {
+            fences.set(srcTier, srcSlot, prevSrcFree);
+            fences.set(0, dstSlot, prevDstFree);
+            copies.removeAll(mine);
+            if (b.partialLayers == layersNow) {
+                System.arraycopy(prevLayers, 0, layersNow, 0, prevLayers.length);
+            }
+        });
+        return out;
+    }
+
+    /**
+     * Makes a block's partial slot its residency once every layer is in it or coming: the block
+     * lives in the top tier from now on, and the slot it lived in stays as its lower copy.
+     */
+    void adoptPartialSlot(Block b, int slot, CompletableFuture<Void> ready) {
+        int srcTier = b.tier;
+        int srcSlot = b.slot;
+        CompletableFuture<Void> prevReady = b.dataReady;
+        b.tier = 0;
+        b.slot = slot;
+        b.dataReady = ready;
+        b.txnId = id;
+        policy.onMove(b.id, srcTier, 0);
+        undo.add(() -> {
+            policy.onMove(b.id, 0, srcTier);
+            b.tier = srcTier;
+            b.slot = srcSlot;
+            b.dataReady = prevReady;
+        });
+        lowerCopies.keep(this, b, srcTier, srcSlot, prevReady);
+    }
+
     private PlannedCopy record(Block b, Block source, int dstTier, int dstSlot, boolean copyOnWrite) {
         PlannedCopy dep = copyOf.get(source.id);
         int srcTier = source.tier;
@@ -153,7 +227,7 @@ final class ResidencyTxn {
         CompletableFuture<?> prevSrcFree = fences.get(srcTier, srcSlot);
         CompletableFuture<?> prevDstFree = fences.get(dstTier, dstSlot);
         PlannedCopy m = new PlannedCopy(b, source, srcTier, srcSlot, dstTier, dstSlot, copyOnWrite, source.dataReady,
-                prevDstFree, wave);
+                prevDstFree, wave, -1, 0, slotBytes);
         // the slot read and the slot written are busy until the copy settles
         CompletableFuture<Void> settled = m.done.handle((v, e) -> null);
         fences.addUse(srcTier, srcSlot, settled);
@@ -181,9 +255,9 @@ final class ResidencyTxn {
     void commit() {
         for (PlannedCopy m : copies) {
             // a promoted block's old slot stays allocated until the copy reading it settles
-            m.freeSourceWhenSettled = !m.copyOnWrite && !m.keepSourceAsLowerCopy
+            m.freeSourceWhenSettled = !m.copyOnWrite && !m.layerSlice() && !m.keepSourceAsLowerCopy
                     && !claimedSlots.contains(SlotFences.key(m.srcTier, m.srcSlot));
-            counters.copied(m.srcTier, m.dstTier, m.copyOnWrite);
+            counters.copied(m.srcTier, m.dstTier, m.copyOnWrite, m.length);
         }
         for (Runnable r : onCommit) {
             r.run();

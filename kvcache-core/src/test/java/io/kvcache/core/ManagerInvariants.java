@@ -70,8 +70,23 @@ final class ManagerInvariants {
                                 + b.lowerSlot;
                     }
                 }
+                if (b.hasPartialSlot()) {
+                    if (b.tier <= 0 || b.key == null) {
+                        return "block " + b.id + " in tier " + b.tier + (b.key == null ? ", not sealed," : "")
+                                + " has a partial top-tier slot";
+                    }
+                    Long prev = owner.put(SlotFences.key(0, b.partialSlot), b.id);
+                    if (prev != null) {
+                        return "blocks " + prev + " and " + b.id + " both claim top-tier slot " + b.partialSlot;
+                    }
+                }
                 if (b.refCount == 0 && b.pins == 0 && b.cowReaders == 0 && (b.key == null || b.lost)) {
                     return "block " + b.id + " is held by nobody and should have been freed";
+                }
+            }
+            for (Block b : m.partialSlots().blocks()) {
+                if (!b.registered || !b.hasPartialSlot()) {
+                    return "block " + b.id + " is listed with a partial slot but " + (b.registered ? "has none" : "was freed");
                 }
             }
             for (Block b : registry.all()) {

@@ -7,7 +7,7 @@ import io.kvcache.core.layout.KvLayout;
  * Computes decode attention over positions whose K/V sit in blocks pinned by a
  * {@link ResidencyHandle}. The seam between the paging loop (which pins windows of blocks) and
  * the arithmetic: the CPU backend reads the blocks' host views; a GPU backend would hand the
- * handle's {@link ResidencyHandle#blockTable() block table} of device addresses to a paged
+ * handle's {@link ResidencyHandle#blockTable(int) block table} of device addresses to a paged
  * attention kernel and {@link AttentionAccumulator#merge merge} its partial results.
  */
 public interface AttentionBackend extends AutoCloseable {

@@ -8,7 +8,7 @@ import java.lang.foreign.ValueLayout;
 
 /**
  * Attention on the CPU, reading K and V straight from the top tier's host views of the pinned
- * blocks (no copy). Query head {@code h} reads KV head {@code h / (heads / kvHeads)}.
+ * blocks' layer slices (no copy). Query head {@code h} reads KV head {@code h / (heads / kvHeads)}.
  */
 public final class CpuAttentionBackend implements AttentionBackend {
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT;
@@ -31,8 +31,10 @@ public final class CpuAttentionBackend implements AttentionBackend {
         final int heads = acc.heads();
         final int kvMul = heads / layout.kvHeads();
         final long headBytes = (long) hs * Float.BYTES;
-        final long kBase = BlockLayoutDescriptor.tokenOffset(layout, layer, BlockLayoutDescriptor.K, 0);
-        final long vBase = BlockLayoutDescriptor.tokenOffset(layout, layer, BlockLayoutDescriptor.V, 0);
+        // offsets within the layer's slice: the handle may make only this layer resident
+        final long layerBase = BlockLayoutDescriptor.layerOffset(layout, layer);
+        final long kBase = BlockLayoutDescriptor.tokenOffset(layout, layer, BlockLayoutDescriptor.K, 0) - layerBase;
+        final long vBase = BlockLayoutDescriptor.tokenOffset(layout, layer, BlockLayoutDescriptor.V, 0) - layerBase;
         final long tokenBytes = layout.tokenLayerBytes();
         final float scale = (float) Math.sqrt(hs);
         int count = toPos - fromPos;
@@ -42,7 +44,7 @@ public final class CpuAttentionBackend implements AttentionBackend {
             int pos = descending ? toPos - 1 - n : fromPos + n;
             int block = pos / bt;
             if (block != viewBlock) {
-                view = blocks.view(block);
+                view = blocks.view(block, layer);
                 viewBlock = block;
             }
             long kTok = kBase + (pos % bt) * tokenBytes;

@@ -104,7 +104,9 @@ public final class CudaAttentionBackend implements AttentionBackend {
             throw new IllegalStateException("the CUDA attention backend does not keep per-block attention mass");
         }
         context.makeCurrent();
-        long[] table = blocks.blockTable();
+        // addresses of the layer's slices: the handle may make only this layer resident
+        long[] table = blocks.blockTable(layer);
+        long layerBase = BlockLayoutDescriptor.layerOffset(layout, layer);
         if (table.length > tableCapacity) {
             if (deviceTable != 0) {
                 context.free(deviceTable);
@@ -130,8 +132,8 @@ public final class CudaAttentionBackend implements AttentionBackend {
         values.setInt(48, layout.blockTokens());
         values.setInt(56, headSize);
         values.setInt(64, heads / layout.kvHeads());
-        values.setLong(72, BlockLayoutDescriptor.tokenOffset(layout, layer, BlockLayoutDescriptor.K, 0));
-        values.setLong(80, BlockLayoutDescriptor.tokenOffset(layout, layer, BlockLayoutDescriptor.V, 0));
+        values.setLong(72, BlockLayoutDescriptor.tokenOffset(layout, layer, BlockLayoutDescriptor.K, 0) - layerBase);
+        values.setLong(80, BlockLayoutDescriptor.tokenOffset(layout, layer, BlockLayoutDescriptor.V, 0) - layerBase);
         values.setLong(88, layout.tokenLayerBytes());
         values.setLong(96, deviceState);
         context.check(cu.cuLaunchKernel(function, heads, 1, 1, threads, 1, 1, 0, 0L, pointers, Pointer.NULL),

@@ -30,7 +30,7 @@ final class StatsTable {
             out.printf(Locale.ROOT, "%-8s %7d %7d %9d %9d %5d %13d %11d %10d %8d%n", t.name(), t.slotCount(), t.usedSlots(),
                     hits(s, i), misses(s, i), t.lost(), t.promotedOut(), t.demotedIn(), t.fallbacksIn(), t.dropped());
         }
-        out.printf(Locale.ROOT, "bytes moved   up to the device %s (%d blocks), down the tiers %s (%d blocks);"
+        out.printf(Locale.ROOT, "bytes moved   up to the device %s (%d whole blocks, the rest layer slices), down the tiers %s (%d blocks);"
                         + " %d evictions fell back to a lower copy (no bytes)%n",
                 ByteSize.format(s.bytesPromoted()), s.promotions(), ByteSize.format(s.bytesDemoted()), s.demotions(),
                 s.lowerCopyFallbacks());

@@ -29,7 +29,7 @@ public final class CachedDecoder {
     private final KvCacheManager cache;
     private final AttentionBackend backend;
     private final int windowBlocks;
-    private final boolean prefetch;
+    private final boolean prefetchEvicts;
     private final boolean reportAttention;
 
     /**
@@ -37,11 +37,12 @@ public final class CachedDecoder {
      * @param cache           holds the K/V
      * @param backend         attention arithmetic over pinned blocks
      * @param windowBlocks    blocks pinned per window, see {@link PagedKvAttention}
-     * @param prefetch        whether to prefetch the next window
+     * @param prefetchEvicts  whether the window asked for ahead may evict blocks held whole in
+     *                        the top tier (see {@link PagedKvAttention})
      * @param reportAttention whether to report attention mass per block (for the attention policy)
      */
     public CachedDecoder(LlamaModel model, KvCacheManager cache, AttentionBackend backend, int windowBlocks,
-                         boolean prefetch, boolean reportAttention) {
+                         boolean prefetchEvicts, boolean reportAttention) {
         if (model.config().kvDim() != cache.layout().kvHeads() * cache.layout().headDim()
                 || model.config().layers() != cache.layout().layers()) {
             throw new IllegalArgumentException("cache layout " + cache.layout() + " does not fit the model " + model.config());
@@ -55,7 +56,7 @@ public final class CachedDecoder {
         this.cache = cache;
         this.backend = backend;
         this.windowBlocks = windowBlocks;
-        this.prefetch = prefetch;
+        this.prefetchEvicts = prefetchEvicts;
         this.reportAttention = reportAttention;
     }
 
@@ -79,8 +80,8 @@ public final class CachedDecoder {
     }
 
     /**
-     * Blocks to pin per window for a top tier of {@code topSlots} slots: the tail block, one window
-     * pinned and the next window prefetched must fit.
+     * Blocks per window for a top tier of {@code topSlots} slots: the library's default
+     * ({@link io.kvcache.core.LayerWindows.Options#forTopTier}).
      *
      * @throws IllegalArgumentException when the top tier holds fewer than 3 blocks
      */
@@ -89,7 +90,7 @@ public final class CachedDecoder {
             throw new IllegalArgumentException("the top tier holds " + topSlots
                     + " blocks; decoding needs at least 3 (the current block, a window and the next window)");
         }
-        return (topSlots - 1) / 2;
+        return io.kvcache.core.LayerWindows.Options.forTopTier(topSlots).windowBlocks();
     }
 
     /**
@@ -118,7 +119,7 @@ public final class CachedDecoder {
             int cached = seq.cachedTokens();
             int[] cachedPerTier = whereCached(seq, cached / cache.layout().blockTokens());
             PagedKvAttention kv = new PagedKvAttention(cache, seq, model.config().heads(), backend, windowBlocks,
-                    prefetch, reportAttention);
+                    prefetchEvicts, reportAttention);
             int bt = cache.layout().blockTokens();
             int total = prompt.length - cached + Math.max(0, newTokens - 1);
             int done = 0;

@@ -1,28 +1,25 @@
 package io.kvcache.examples.engine;
 
 import io.kvcache.core.KvCacheManager;
+import io.kvcache.core.LayerWindows;
 import io.kvcache.core.ResidencyHandle;
 import io.kvcache.core.Sequence;
 import io.kvcache.core.layout.BlockLayoutDescriptor;
 import io.kvcache.core.layout.KvLayout;
-import io.kvcache.core.prefetch.AccessPlan;
 import io.kvcache.examples.attention.AttentionAccumulator;
 import io.kvcache.examples.attention.AttentionBackend;
 import io.kvcache.examples.llama.KvAttention;
 import java.lang.foreign.MemorySegment;
-import java.util.List;
 
 /**
  * The model's attention over a sequence whose K/V live only in the cache's blocks. A step pins
- * the block of the current position (the tail) for writing the new K/V, and for each layer walks
- * the older blocks in windows that fit the top tier: pin a window, ask the cache to prefetch the
- * next one, wait, fold the window into the running softmax, unpin.
+ * the block of the current position (the tail) for writing the new K/V, and for each layer folds
+ * the older blocks window by window as the cache's {@link LayerWindows} hands them out: only that
+ * layer's slices move, the next window is in flight while one is folded, and a context larger
+ * than the top tier costs nothing more to write than one that fits.
  *
- * <p>Layers alternate direction (even layers oldest block first, odd layers newest first), so the
- * window a layer ends on is the window the next layer starts on and is still resident: with a
- * top tier of {@code W} blocks, fewer blocks move per layer than in a one-way sweep. The
- * visiting order depends only on layer and position, never on the budget, so any budget gives
- * the same floats.
+ * <p>Blocks are folded in ascending order, the tail last; the order depends only on the position,
+ * never on the budget, so any budget gives the same floats.
  *
  * <p>Use: {@link #beginStep}, then the model's forward pass (which calls {@link #attend} per
  * layer), then {@link #endStep}. Not thread-safe.
@@ -33,16 +30,10 @@ public final class PagedKvAttention implements KvAttention {
     private final KvLayout layout;
     private final AttentionBackend backend;
     private final AttentionAccumulator acc;
-    private final int windowBlocks;
-    private final boolean prefetch;
+    private final LayerWindows.Options windowOptions;
     private final boolean reportAttention;
     private ResidencyHandle tail;
-    /** The window being folded; null between windows. */
-    private ResidencyHandle window;
-    /** The last window of the previous layer, still pinned for the next layer's first. */
-    private ResidencyHandle carry;
-    private int carryFrom;
-    private int carryTo;
+    private LayerWindows windows;
     private int stepPos = -1;
     private float[] kArray;
     private float[] vArray;
@@ -55,13 +46,14 @@ public final class PagedKvAttention implements KvAttention {
      * @param seq             the sequence decoded
      * @param heads           query heads of the model
      * @param backend         computes attention over pinned blocks
-     * @param windowBlocks    blocks pinned at once besides the tail, at least 1; with the tail and a
-     *                        prefetched window, {@code 2 * windowBlocks + 1} must fit the top tier
-     * @param prefetch        whether to ask the cache for the next window ahead of use
+     * @param windowBlocks    blocks per window, at least 1; at most half the top tier (larger is
+     *                        taken as half)
+     * @param prefetchEvicts  whether the window asked for ahead may evict blocks held whole in the
+     *                        top tier ({@link LayerWindows.Options#prefetchEvicts()})
      * @param reportAttention whether to report each block's attention mass to the cache
      */
     public PagedKvAttention(KvCacheManager cache, Sequence seq, int heads, AttentionBackend backend,
-                            int windowBlocks, boolean prefetch, boolean reportAttention) {
+                            int windowBlocks, boolean prefetchEvicts, boolean reportAttention) {
         if (windowBlocks < 1) {
             throw new IllegalArgumentException("window of " + windowBlocks + " blocks; needs at least 1");
         }
@@ -70,8 +62,8 @@ public final class PagedKvAttention implements KvAttention {
         this.layout = cache.layout();
         this.backend = backend;
         this.acc = new AttentionAccumulator(heads, layout.headDim(), reportAttention);
-        this.windowBlocks = windowBlocks;
-        this.prefetch = prefetch;
+        int half = Math.max(1, cache.tiers().getFirst().slotCount() / 2);
+        this.windowOptions = new LayerWindows.Options(Math.min(windowBlocks, half), prefetchEvicts);
         this.reportAttention = reportAttention;
     }
 
@@ -87,6 +79,7 @@ public final class PagedKvAttention implements KvAttention {
         tail = cache.ensureResident(seq, tb, tb + 1);
         stepPos = pos;
         tail.await();
+        windows = cache.layerWindows(seq, 0, tb, windowOptions);
         if (reportAttention) {
             if (stepMass.length < tb + 1) {
                 stepMass = new double[Math.max(tb + 1, stepMass.length * 2)];
@@ -107,57 +100,16 @@ public final class PagedKvAttention implements KvAttention {
         tail.write(tb, BlockLayoutDescriptor.tokenOffset(layout, layer, BlockLayoutDescriptor.V, tok), segV(v));
 
         acc.reset(tb + 1);
-        boolean descending = (layer & 1) == 1;
-        if (!descending) {
-            foldWindows(layer, q, tb, false);
-            backend.fold(layout, layer, q, tail, tb * bt, pos + 1, false, acc);
-        } else {
-            backend.fold(layout, layer, q, tail, tb * bt, pos + 1, true, acc);
-            foldWindows(layer, q, tb, true);
+        for (ResidencyHandle w : windows.layer(layer)) {
+            int from = w.fromBlock();
+            backend.fold(layout, layer, q, w, from * bt, (from + w.blockCount()) * bt, false, acc);
         }
+        backend.fold(layout, layer, q, tail, tb * bt, pos + 1, false, acc);
         acc.finish(out);
         if (reportAttention) {
             for (int b = 0; b <= tb; b++) {
                 stepMass[b] += acc.blockMass(b);
             }
-        }
-    }
-
-    /** Folds the full blocks {@code [0, blocks)} window by window. */
-    private void foldWindows(int layer, float[] q, int blocks, boolean descending) {
-        if (blocks == 0) {
-            return;
-        }
-        int bt = layout.blockTokens();
-        int windows = (blocks + windowBlocks - 1) / windowBlocks;
-        for (int i = 0; i < windows; i++) {
-            int w = descending ? windows - 1 - i : i;
-            int from = w * windowBlocks;
-            int to = Math.min(from + windowBlocks, blocks);
-            if (carry != null && carryFrom == from && carryTo == to) {
-                window = carry;
-                carry = null;
-            } else {
-                closeCarry();
-                window = cache.ensureResident(seq, from, to);
-            }
-            if (prefetch && i + 1 < windows) {
-                int nw = descending ? w - 1 : w + 1;
-                int nFrom = nw * windowBlocks;
-                cache.prefetch(new AccessPlan(List.of(new AccessPlan.Read(seq.id(), nFrom,
-                        Math.min(nFrom + windowBlocks, blocks)))));
-            }
-            window.await();
-            backend.fold(layout, layer, q, window, from * bt, to * bt, descending, acc);
-            if (i + 1 == windows) {
-                // the next layer walks the other way and starts on this window: keep it pinned
-                carry = window;
-                carryFrom = from;
-                carryTo = to;
-            } else {
-                window.close();
-            }
-            window = null;
         }
     }
 
@@ -171,7 +123,8 @@ public final class PagedKvAttention implements KvAttention {
         }
         int pos = stepPos;
         stepPos = -1;
-        closeCarry();
+        windows.close();
+        windows = null;
         tail.close();
         tail = null;
         seq.markWritten(pos + 1);
@@ -186,23 +139,15 @@ public final class PagedKvAttention implements KvAttention {
 
     /** Unpins whatever a failed step left pinned; safe to call at any time. */
     public void abort() {
-        if (window != null) {
-            window.close();
-            window = null;
+        if (windows != null) {
+            windows.close();
+            windows = null;
         }
-        closeCarry();
         if (tail != null) {
             tail.close();
             tail = null;
         }
         stepPos = -1;
-    }
-
-    private void closeCarry() {
-        if (carry != null) {
-            carry.close();
-            carry = null;
-        }
     }
 
     private MemorySegment segK(float[] k) {

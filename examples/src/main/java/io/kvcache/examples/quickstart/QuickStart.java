@@ -1,13 +1,13 @@
 package io.kvcache.examples.quickstart;
 
 import io.kvcache.core.KvCacheManager;
+import io.kvcache.core.LayerWindows;
 import io.kvcache.core.ResidencyHandle;
 import io.kvcache.core.Sequence;
 import io.kvcache.core.layout.BlockLayoutDescriptor;
 import io.kvcache.core.layout.DType;
 import io.kvcache.core.layout.KvLayout;
 import io.kvcache.core.policy.EvictionPolicy;
-import io.kvcache.core.prefetch.AccessPlan;
 import io.kvcache.core.stats.CacheStats;
 import io.kvcache.core.stats.TierStats;
 import io.kvcache.tiers.device.SimulatedDeviceTier;
@@ -16,13 +16,13 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
-import java.util.List;
 import java.util.stream.IntStream;
 
 /**
  * The README's quick start, as a program that compiles and runs in seconds: a context three
- * times larger than the device tier, prefilled and attended over in windows that fit it, a
- * decode loop, and a second request that reuses the first one's prefix.
+ * times larger than the device tier, prefilled in windows that fit it and attended over layer by
+ * layer with the cache's {@link LayerWindows} (as easy as over a context that fits), a decode
+ * loop, and a second request that reuses the first one's prefix.
  *
  * <p>The "engine" here writes a K/V pattern instead of running a model: where a real engine
  * writes the K and V vectors of a token, this one writes bytes derived from the token.
@@ -50,7 +50,7 @@ public final class QuickStart {
             seq.markWritten(seq.length());                       // full blocks become shareable
 
             for (int step = 0; step < 16; step++) {              // decode: one token at a time
-                double[] mass = attend(cache, seq, deviceBlocks / 2, arena);   // half the tier: room for the next window
+                double[] mass = attend(cache, seq, arena);       // over a context three times the device tier
                 seq.append(nextToken(mass));
                 writeKv(cache, seq, seq.length() - 1, seq.length(), deviceBlocks, arena);
                 seq.markWritten(seq.length());
@@ -92,31 +92,31 @@ public final class QuickStart {
     }
 
     /**
-     * One decode step's attention over every block, window by window, the next window prefetched
-     * while this one is read; reports each block's attention mass to the policy.
+     * One decode step's attention over every block, layer by layer: the cache hands out windows
+     * that fit the device tier, with only this layer's slices moved and the next window in flight
+     * while one is read; reports each block's attention mass to the policy.
      *
      * @return the mass per block
      */
-    static double[] attend(KvCacheManager cache, Sequence seq, int window, Arena arena) {
+    static double[] attend(KvCacheManager cache, Sequence seq, Arena arena) {
         KvLayout layout = cache.layout();
         int blocks = seq.blockCount();
         double[] mass = new double[blocks];
         MemorySegment k = arena.allocate(layout.tokenLayerBytes());
-        for (int first = 0; first < blocks; first += window) {
-            int last = Math.min(blocks, first + window);
-            try (ResidencyHandle h = cache.ensureResident(seq, first, last)) {
-                if (last < blocks) {
-                    cache.prefetch(new AccessPlan(List.of(new AccessPlan.Read(seq.id(), last,
-                            Math.min(blocks, last + window)))));
-                }
-                h.await();
-                long[] blockTable = h.blockTable();              // what an attention kernel would take
-                for (int b = first; b < last; b++) {
-                    h.read(b, BlockLayoutDescriptor.tokenOffset(layout, 0, BlockLayoutDescriptor.K, 0), k);
-                    mass[b] = (k.get(ValueLayout.JAVA_BYTE, 0) & 0xff) / 255.0 + (blockTable[b - first] != 0 ? 0 : 1);
-                    cache.reportAttention(seq, b, mass[b]);      // feeds the attention-score policy
+        try (LayerWindows windows = cache.layerWindows(seq, 0, blocks)) {   // any number of blocks
+            for (int layer = 0; layer < layout.layers(); layer++) {
+                for (ResidencyHandle w : windows.layer(layer)) {            // pinned, this layer in place
+                    long[] blockTable = w.blockTable(layer);                 // what an attention kernel would take
+                    for (int b = w.fromBlock(); b < w.fromBlock() + w.blockCount(); b++) {
+                        w.read(b, BlockLayoutDescriptor.tokenOffset(layout, layer, BlockLayoutDescriptor.K, 0), k);
+                        mass[b] += (k.get(ValueLayout.JAVA_BYTE, 0) & 0xff) / 255.0
+                                + (blockTable[b - w.fromBlock()] != 0 ? 0 : 1);
+                    }
                 }
             }
+        }
+        for (int b = 0; b < blocks; b++) {
+            cache.reportAttention(seq, b, mass[b]);                          // feeds the attention-score policy
         }
         return mass;
     }
@@ -131,8 +131,8 @@ public final class QuickStart {
             System.out.printf("tier %-6s %3d slots, %3d used, %6d hits, %5d promoted out, %5d demoted in%n",
                     t.name(), t.slotCount(), t.usedSlots(), t.hits(), t.promotedOut(), t.demotedIn());
         }
-        System.out.printf("moved %d blocks up and %d down; waited %.1f ms on residency; %d of %d prefetches in time%n",
-                s.promotions(), s.demotions(), s.waitNanosWall() / 1e6, s.prefetchInTime(),
-                s.prefetchInTime() + s.prefetchLate());
+        System.out.printf("moved %d bytes up (%d whole blocks, the rest layer slices) and %d blocks down;"
+                        + " waited %.1f ms on residency%n",
+                s.bytesPromoted(), s.promotions(), s.demotions(), s.waitNanosWall() / 1e6);
     }
 }

@@ -62,7 +62,7 @@ class CudaDecodeGpuTest {
                      .tier(CudaDeviceTier.allocate("device", ctx, layout.blockBytes(), blocks + 1)).build()) {
             gpuUnlimited = decode(cp, cache, backend, blocks + 1);
         }
-        assertTrue(stats.promotions() > 0, "blocks moved between VRAM and pinned host memory: " + stats);
+        assertTrue(stats.bytesPromoted() > 0, "blocks moved between VRAM and pinned host memory: " + stats);
         assertArrayEquals(cpu.generated(), gpu.generated(), "GPU tokens equal CPU tokens");
         float worst = 0;
         for (int i = 0; i < TOKENS; i++) {

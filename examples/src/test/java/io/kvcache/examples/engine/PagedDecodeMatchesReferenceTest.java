@@ -43,7 +43,7 @@ class PagedDecodeMatchesReferenceTest {
             r = decoder.run(new byte[0], new int[] {1}, TOKENS, new Sampler(512, 0f, 1), StepListener.NONE);
             stats = cache.stats();
         }
-        assertTrue(stats.promotions() > 0 && stats.demotions() > 0, "the budget forced blocks to move: " + stats);
+        assertTrue(stats.bytesPromoted() > 0 && stats.demotions() > 0, "the budget forced blocks to move: " + stats);
 
         Llama2Reference ref = Llama2Reference.load(model, TOKENS);
         int token = 1;

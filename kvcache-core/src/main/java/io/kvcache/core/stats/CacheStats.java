@@ -6,12 +6,14 @@ import java.util.Map;
 import java.util.Objects;
 
 /**
- * A snapshot of the cache's counters since it was built. Block counts and byte counts agree:
- * each copy moves one whole block, and moves that copy no bytes are counted apart.
+ * A snapshot of the cache's counters since it was built. A promotion or demotion copies one
+ * whole block; a layer-range request copies layer slices, counted in bytes only; moves that copy
+ * no bytes are counted apart.
  *
  * @param tiers              per-tier counters, fastest tier first
- * @param promotions         blocks copied toward the top tier
- * @param bytesPromoted      bytes of those copies ({@code promotions} times the block size)
+ * @param promotions         whole blocks copied toward the top tier
+ * @param bytesPromoted      bytes copied toward the top tier: those blocks and the layer slices
+ *                           copied into partial top-tier slots
  * @param demotions          blocks copied toward the bottom tier by eviction
  * @param bytesDemoted       bytes of those copies ({@code demotions} times the block size)
  * @param lowerCopyFallbacks evictions that moved no bytes: the block fell back to a lower copy

@@ -38,12 +38,20 @@ final class CacheModel implements AutoCloseable {
     record Held(Sequence sequence, ResidencyHandle handle, Map<Long, List<Integer>> placement) {
     }
 
+    /**
+     * A handle of a layer range the engine holds, with the bytes of its layers read through it
+     * when it became ready, for the blocks that were sealed then (whose bytes never change).
+     */
+    record HeldLayers(Sequence sequence, ResidencyHandle handle, Map<Integer, byte[]> sealedLayerBytes) {
+    }
+
     final KvCacheManager manager;
     final Engine engine;
     final List<Sequence> sequences = new ArrayList<>();
     final Map<Sequence, int[]> expectedTokens = new HashMap<>();
     final Map<Sequence, byte[]> salts = new HashMap<>();
     final List<Held> held = new ArrayList<>();
+    final List<HeldLayers> heldLayers = new ArrayList<>();
     final int[] slotCounts;
     private final StringBuilder log = new StringBuilder();
 
@@ -198,12 +206,84 @@ final class CacheModel implements AutoCloseable {
         held.add(new Held(s, h, placement));
     }
 
+    /**
+     * Makes layers {@code [l0, l1)} of blocks {@code [from, to)} resident and reads them back
+     * through the handle: every written position of those layers equals its pattern, and every
+     * access outside the layers is refused.
+     */
+    void holdLayers(Sequence s, int from, int to, int l0, int l1) {
+        List<KvCacheManager.BlockInfo> before = manager.blockInfos();
+        ResidencyHandle h;
+        try {
+            h = manager.ensureResident(s, from, to, l0, l1);
+        } catch (OutOfCacheSpaceException e) {
+            assertEquals(Set.copyOf(before), Set.copyOf(manager.blockInfos()), "a refused request changes nothing");
+            return;
+        }
+        for (int l = l0; l < l1; l++) {
+            int layer = l;
+            Bounded.call("layer " + l, Engine.AWAIT_BOUND, () -> {
+                h.awaitLayer(layer);
+                return null;
+            });
+        }
+        Bounded.await(h, Engine.AWAIT_BOUND);
+        Map<Long, KvCacheManager.BlockInfo> infos = byId();
+        Map<Integer, byte[]> sealed = new HashMap<>();
+        for (int b = from; b < to; b++) {
+            String diff = engine.verifyLayers(h, salts.get(s), expectedTokens.get(s), s.writtenTokens(), b, l0, l1);
+            assertNull(diff, () -> "layer read through the handle:\n" + log);
+            if (infos.get(manager.blockId(s, b)).sealed()) {
+                sealed.put(b, layerBytes(h, b));
+            }
+        }
+        if (l0 > 0 || l1 < LAYOUT.layers()) {
+            int outside = l0 > 0 ? l0 - 1 : l1;
+            org.junit.jupiter.api.Assertions.assertThrows(io.kvcache.core.LayerNotResidentException.class,
+                    () -> h.view(from < to ? from : 0, outside));
+            org.junit.jupiter.api.Assertions.assertThrows(io.kvcache.core.LayerNotResidentException.class,
+                    () -> h.blockTable());
+            org.junit.jupiter.api.Assertions.assertThrows(io.kvcache.core.LayerNotResidentException.class,
+                    () -> h.layerReady(outside));
+            if (from < to) {
+                try (java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
+                    var dst = a.allocate(LAYOUT.tokenLayerBytes());
+                    org.junit.jupiter.api.Assertions.assertThrows(io.kvcache.core.LayerNotResidentException.class,
+                            () -> h.read(from, io.kvcache.core.layout.BlockLayoutDescriptor.layerOffset(LAYOUT, outside),
+                                    dst));
+                }
+            }
+        }
+        heldLayers.add(new HeldLayers(s, h, sealed));
+    }
+
+    /** The bytes of a handle's layers of one block, read through it. */
+    private static byte[] layerBytes(ResidencyHandle h, int block) {
+        long lb = LAYOUT.layerBytes();
+        try (java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
+            var dst = a.allocate(lb * (h.toLayer() - h.fromLayer()));
+            h.read(block, h.fromLayer() * lb, dst);
+            return dst.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
+        }
+    }
+
+    void releaseLayers(int index) {
+        heldLayers.remove(index).handle().close();
+    }
+
     void release(int index) {
         held.remove(index).handle().close();
     }
 
     void close(Sequence s) {
         held.removeIf(h -> {
+            if (h.sequence() == s) {
+                h.handle().close();
+                return true;
+            }
+            return false;
+        });
+        heldLayers.removeIf(h -> {
             if (h.sequence() == s) {
                 h.handle().close();
                 return true;
@@ -236,6 +316,12 @@ final class CacheModel implements AutoCloseable {
                 assertTrue(used.computeIfAbsent(i.tier(), t -> new HashSet<>()).add(i.slot()),
                         "two blocks in tier " + i.tier() + " slot " + i.slot());
             }
+            if (i.partialSlot() >= 0) {
+                // a partial slot is only for a sealed block whose bytes live below
+                assertTrue(i.tier() > 0 && i.sealed(), "partial slot of a block in tier " + i.tier() + ": " + i);
+                assertTrue(used.computeIfAbsent(0, t -> new HashSet<>()).add(i.partialSlot()),
+                        "top-tier slot " + i.partialSlot() + " held by two blocks (one of them partially)");
+            }
         }
         List<TierStats> tiers = manager.stats().tiers();
         for (int t = 0; t < slotCounts.length; t++) {
@@ -265,6 +351,14 @@ final class CacheModel implements AutoCloseable {
                 KvCacheManager.BlockInfo i = infos.get(p.getKey());
                 assertEquals(p.getValue(), List.of(i.tier(), i.slot()), "pinned block " + p.getKey() + " moved");
                 assertTrue(i.pins() > 0);
+            }
+        }
+        // a held layer range stays in place: a sealed block's layers read the same through the handle
+        for (HeldLayers h : heldLayers) {
+            for (Map.Entry<Integer, byte[]> e : h.sealedLayerBytes().entrySet()) {
+                assertTrue(Arrays.equals(e.getValue(), layerBytes(h.handle(), e.getKey())),
+                        () -> "layers [" + h.handle().fromLayer() + ", " + h.handle().toLayer() + ") of block "
+                                + e.getKey() + " changed while pinned, after:\n" + log);
             }
         }
         // every written token's K/V reads back identical from whatever tier holds it (bounded:

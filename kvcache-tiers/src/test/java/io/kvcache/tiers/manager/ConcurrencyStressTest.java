@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 import io.kvcache.core.BlockLostException;
 import io.kvcache.core.KvCacheManager;
+import io.kvcache.core.LayerWindows;
 import io.kvcache.core.OutOfCacheSpaceException;
 import io.kvcache.core.ResidencyHandle;
 import io.kvcache.core.Sequence;
@@ -122,7 +123,8 @@ class ConcurrencyStressTest {
         new Run("four tiers with disk", m, engine, SEED + 1).execute();
     }
 
-    enum Op { OPEN, DECODE, FORK, TRUNCATE_REWRITE, ENSURE_RESIDENT, READ_BLOCKS, PREFETCH, ATTENTION, CLOSE }
+    enum Op { OPEN, DECODE, FORK, TRUNCATE_REWRITE, ENSURE_RESIDENT, LAYER_RANGE, LAYER_WINDOWS, READ_BLOCKS, PREFETCH,
+        ATTENTION, CLOSE }
 
     /** A sequence an engine thread owns, with the tokens it must hold (the reference model). */
     static final class Seq {
@@ -425,8 +427,12 @@ class ConcurrencyStressTest {
                 return seqs.size() < MAX_SEQUENCES_PER_THREAD ? Op.FORK : Op.CLOSE;
             } else if (x < 52) {
                 return Op.TRUNCATE_REWRITE;
-            } else if (x < 64) {
+            } else if (x < 58) {
                 return Op.ENSURE_RESIDENT;
+            } else if (x < 62) {
+                return Op.LAYER_RANGE;
+            } else if (x < 64) {
+                return Op.LAYER_WINDOWS;
             } else if (x < 78) {
                 return Op.READ_BLOCKS;
             } else if (x < 84) {
@@ -447,7 +453,9 @@ class ConcurrencyStressTest {
                     case DECODE -> decode(s);
                     case FORK -> fork(s);
                     case TRUNCATE_REWRITE -> truncateAndRewrite(s);
-                    case ENSURE_RESIDENT -> ensureResident(s);
+                    case ENSURE_RESIDENT -> ensureResident(s, false);
+                    case LAYER_RANGE -> ensureResident(s, true);
+                    case LAYER_WINDOWS -> layerWindows(s);
                     case READ_BLOCKS -> readBlocks(s);
                     case PREFETCH -> run.manager.prefetch(AccessPlan.allBlocksOf(s.s.id()));
                     case ATTENTION -> attention(s);
@@ -628,7 +636,11 @@ class ConcurrencyStressTest {
             }
         }
 
-        private void ensureResident(Seq s) {
+        /**
+         * A few blocks made resident, all layers or (with {@code someLayers}) a layer range: what
+         * the handle reads of its layers equals the model.
+         */
+        private void ensureResident(Seq s, boolean someLayers) {
             int blocks = s.s.blockCount();
             if (blocks == 0) {
                 decode(s);
@@ -636,19 +648,49 @@ class ConcurrencyStressTest {
             }
             int from = r.nextInt(blocks);
             int to = Math.min(blocks, from + 1 + r.nextInt(3));
-            ResidencyHandle h = run.manager.ensureResident(s.s, from, to);
+            int l0 = someLayers ? r.nextInt(LAYOUT.layers()) : 0;
+            int l1 = someLayers ? l0 + 1 + r.nextInt(LAYOUT.layers() - l0) : LAYOUT.layers();
+            ResidencyHandle h = someLayers ? run.manager.ensureResident(s.s, from, to, l0, l1)
+                    : run.manager.ensureResident(s.s, from, to);
             try {
-                awaitBounded(h, "ensureResident(" + s.s + ", " + from + ", " + to + ")");
-                long[] table = h.blockTable();
+                awaitBounded(h, "ensureResident(" + s.s + ", " + from + ", " + to + ", layers " + l0 + ", " + l1 + ")");
+                long[] table = someLayers ? h.blockTable(l0) : h.blockTable();
                 check(table.length == to - from, "blockTable of " + table.length + " entries for " + (to - from));
                 int written = s.s.writtenTokens();
                 for (int b = from; b < to && b * BT < written; b++) {
-                    h.read(b, 0, block);
-                    verifyBlock(s, b, written, "handle read");
+                    if (someLayers) {
+                        verifyLayers(s, h, b, l0, l1, written, "layer handle read");
+                    } else {
+                        h.read(b, 0, block);
+                        verifyBlock(s, b, written, "handle read");
+                    }
                 }
             } finally {
                 h.close();
             }
+        }
+
+        /** A layer-by-layer sweep over every full block through the library's streaming windows. */
+        private void layerWindows(Seq s) {
+            int full = s.s.writtenTokens() / BT;
+            try (LayerWindows windows = run.manager.layerWindows(s.s, 0, full)) {
+                for (int layer = 0; layer < LAYOUT.layers(); layer++) {
+                    for (ResidencyHandle w : windows.layer(layer)) {
+                        int written = s.s.writtenTokens();
+                        for (int b = w.fromBlock(); b < w.fromBlock() + w.blockCount(); b++) {
+                            verifyLayers(s, w, b, layer, layer + 1, written, "layer window read");
+                        }
+                    }
+                }
+            }
+        }
+
+        /** The block read whole from the cache, its layers {@code [l0, l1)} overwritten with what the handle reads. */
+        private void verifyLayers(Seq s, ResidencyHandle h, int b, int l0, int l1, int written, String how) {
+            run.manager.readBlock(s.s, b, block);
+            long lb = LAYOUT.layerBytes();
+            h.read(b, l0 * lb, block.asSlice(l0 * lb, (l1 - l0) * lb));
+            verifyBlock(s, b, written, how);
         }
 
         private void readBlocks(Seq s) {

@@ -136,6 +136,35 @@ final class Engine {
         return wrong;
     }
 
+    /**
+     * Reads layers {@code [l0, l1)} of one block through a handle of those layers and compares
+     * the positions below {@code written} with the pattern.
+     *
+     * @return null when identical, else the first difference
+     */
+    String verifyLayers(ResidencyHandle h, byte[] salt, int[] tokens, int written, int block, int l0, int l1) {
+        int bt = layout.blockTokens();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment one = arena.allocate(layout.tokenLayerBytes());
+            for (int pos = block * bt; pos < Math.min(written, (block + 1) * bt); pos++) {
+                for (int layer = l0; layer < l1; layer++) {
+                    for (int kind = 0; kind < 2; kind++) {
+                        byte[] want = expectedTokenBytes(salt, tokens, pos, layer, kind);
+                        h.read(block, BlockLayoutDescriptor.tokenOffset(layout, layer, kind, pos % bt), one);
+                        for (int i = 0; i < want.length; i++) {
+                            byte got = one.get(ValueLayout.JAVA_BYTE, i);
+                            if (got != want[i]) {
+                                return "block " + block + " token " + pos + " layer " + layer + " kind " + kind
+                                        + " byte " + i + ": expected " + want[i] + " got " + got;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return null;
+    }
+
     /** Appends one token and writes its K/V. */
     void decode(Sequence s, int token) {
         s.append(token);

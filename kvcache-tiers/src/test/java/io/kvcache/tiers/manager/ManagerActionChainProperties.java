@@ -138,6 +138,8 @@ class ManagerActionChainProperties {
                 .withAction(2, new ReleaseAction())
                 .withAction(1, new AttentionAction())
                 .withAction(1, new PrefetchAction())
+                .withAction(3, new HoldLayersAction())
+                .withAction(2, new ReleaseLayersAction())
                 .withAction(1, new CloseAction())
                 .withMaxTransformations(30);
     }
@@ -279,6 +281,49 @@ class ManagerActionChainProperties {
                                     x.hold(s, from, to);
                                 })));
             });
+        }
+    }
+
+    /** Layer-range residency: some layers of a few blocks, read back through the handle. */
+    static final class HoldLayersAction implements Action.Dependent<CacheModel> {
+        @Override
+        public boolean precondition(CacheModel m) {
+            return !m.sequences.isEmpty() && m.heldLayers.size() < 3;
+        }
+
+        @Override
+        public Arbitrary<Transformer<CacheModel>> transformer(CacheModel m) {
+            int layers = CacheModel.LAYOUT.layers();
+            return anySequence(m).flatMap(s -> {
+                int n = s.blockCount();
+                return Combinators.combine(Arbitraries.integers().between(0, n), Arbitraries.integers().between(0, 3),
+                        Arbitraries.integers().between(0, layers - 1), Arbitraries.integers().between(1, layers))
+                        .as((from, len, l0, span) -> {
+                            int to = Math.min(n, from + len);
+                            int l1 = Math.min(layers, l0 + span);
+                            return Transformer.<CacheModel>mutate("ensureResident " + s + " blocks [" + from + "," + to
+                                    + ") layers [" + l0 + "," + l1 + ")", x -> {
+                                        x.note("hold layers " + s + " " + from + " " + to + " " + l0 + " " + l1);
+                                        x.holdLayers(s, from, to, l0, l1);
+                                    });
+                        });
+            });
+        }
+    }
+
+    static final class ReleaseLayersAction implements Action.Dependent<CacheModel> {
+        @Override
+        public boolean precondition(CacheModel m) {
+            return !m.heldLayers.isEmpty();
+        }
+
+        @Override
+        public Arbitrary<Transformer<CacheModel>> transformer(CacheModel m) {
+            return Arbitraries.integers().between(0, m.heldLayers.size() - 1).map(i ->
+                    Transformer.mutate("release layer handle " + i, x -> {
+                        x.note("release layers " + i);
+                        x.releaseLayers(i);
+                    }));
         }
     }
 

@@ -173,7 +173,8 @@ final class SlowTransferEngine implements TransferEngine {
                         bounce = arena.allocate(src.slotBytes(), 4096);
                     }
                     for (BlockMove m : job.batch.moves()) {
-                        CpuTransferEngine.copyBlock(src, m.srcSlot(), dst, m.dstSlot(), bounce.asSlice(0, src.slotBytes()));
+                        CpuTransferEngine.copyRange(src, m.srcSlot(), dst, m.dstSlot(), job.batch.offset(),
+                                job.batch.length(), bounce.asSlice(0, job.batch.length()));
                         blocks.incrementAndGet();
                     }
                     batches.incrementAndGet();
