@@ -117,6 +117,34 @@ final class PersistentTiers implements Runnable {
         return -1;
     }
 
+    /**
+     * Tells the persistent tiers which blocks of a prompt's chain the manager is about to look up,
+     * so that a remote tier fetches them in one round trip. A tier is told only the keys no
+     * persistent tier above it holds.
+     */
+    @GuardedBy("manager lock")
+    void prefetch(List<BlockKey> chain) {
+        List<BlockKey> rest = chain;
+        for (int t = 0; t < tiers.length && !rest.isEmpty(); t++) {
+            if (tiers[t] instanceof PersistentTier pt && !pt.failed()) {
+                try {
+                    pt.prefetch(rest);
+                    if (t < tiers.length - 1) {
+                        List<BlockKey> left = new ArrayList<>(rest.size());
+                        for (BlockKey k : rest) {
+                            if (!pt.contains(k)) {
+                                left.add(k);
+                            }
+                        }
+                        rest = left;
+                    }
+                } catch (RuntimeException e) {
+                    LOG.log(System.Logger.Level.DEBUG, "prefetch from tier '" + pt.name() + "' failed: " + e);
+                }
+            }
+        }
+    }
+
     /** A free slot of tier {@code t} for a block (persistent tiers apply their admission to its key), or -1. */
     @GuardedBy("manager lock")
     int allocate(int t, Block forBlock) {
@@ -440,6 +468,7 @@ final class PersistentTiers implements Runnable {
         for (Job j : jobs) {
             long t0 = System.nanoTime();
             boolean copied = false;
+            boolean mirror = false;
             try {
                 j.ready().join();
                 if (!j.dstFree().isDone()) {
@@ -461,6 +490,7 @@ final class PersistentTiers implements Runnable {
                 if (copied && !fences.tiersClosed() && b.registered && !b.lost && j.key().equals(b.key)) {
                     pt.publish(j.dstSlot(), j.key(), j.parent());
                     b.persisted = true;
+                    mirror = true;
                     written++;
                     n++;
                     long lag = System.nanoTime() - b.sealedNanos;
@@ -485,7 +515,67 @@ final class PersistentTiers implements Runnable {
                 }
                 j.writing().complete(null);
             }
+            if (mirror) {
+                mirror(j, bounce);
+            }
         }
         return n;
+    }
+
+    /**
+     * Writes a block just written down to the first persistent tier into every persistent tier
+     * below it too (a shared remote tier under a local disk), from the bounce buffer that still
+     * holds its bytes. A tier that has no slot for it, or fails, is skipped: the block is in the
+     * first one anyway.
+     */
+    private void mirror(Job j, MemorySegment bounce) {
+        for (int d = writeTier + 1; d < tiers.length; d++) {
+            if (!(tiers[d] instanceof PersistentTier pd)) {
+                continue;
+            }
+            int slot;
+            CompletableFuture<?> dstFree;
+            CompletableFuture<Void> writing = new CompletableFuture<>();
+            lock.lock();
+            try {
+                if (fences.tiersClosed() || pd.failed() || (slot = pd.allocate(j.key())) < 0) {
+                    continue;
+                }
+                dstFree = fences.get(d, slot);
+                fences.addUse(d, slot, writing);
+            } finally {
+                lock.unlock();
+            }
+            boolean copied = false;
+            try {
+                if (!dstFree.isDone()) {
+                    dstFree.handle((v, e) -> null).join();
+                }
+                access.accept(() -> pd.write(slot, 0, bounce));
+                copied = true;
+            } catch (RuntimeException e) {
+                LOG.log(System.Logger.Level.DEBUG, "write-through of block " + j.block().id + " into tier '"
+                        + pd.name() + "' failed: " + e);
+            }
+            lock.lock();
+            try {
+                Block b = j.block();
+                if (copied && !fences.tiersClosed() && b.registered && !b.lost && j.key().equals(b.key)) {
+                    pd.publish(slot, j.key(), j.parent());
+                }
+            } catch (RuntimeException e) {
+                LOG.log(System.Logger.Level.WARNING, "could not publish block " + j.block().id + " in tier '"
+                        + pd.name() + "': " + e);
+            } finally {
+                try {
+                    if (!fences.tiersClosed()) {
+                        pd.free(slot);
+                    }
+                } finally {
+                    lock.unlock();
+                    writing.complete(null);
+                }
+            }
+        }
     }
 }

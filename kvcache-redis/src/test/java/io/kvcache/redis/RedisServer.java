@@ -1,0 +1,121 @@
+package io.kvcache.redis;
+
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import java.io.File;
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A real {@code redis-server} for tests, on 127.0.0.1 at a free port, with a random password, no
+ * persistence, in a temporary directory; killed and restarted on demand. Tests that need one are
+ * skipped (an assumption fails) where {@code redis-server} is not on the PATH.
+ */
+final class RedisServer implements AutoCloseable {
+    final int port;
+    final String password = "pw-" + UUID.randomUUID();
+    private final Path dir;
+    private final List<String> extra;
+    private Process process;
+
+    private RedisServer(Path dir, int port, List<String> extra) {
+        this.dir = dir;
+        this.port = port;
+        this.extra = extra;
+    }
+
+    /** @return whether redis-server is on the PATH */
+    static boolean available() {
+        for (String p : System.getenv().getOrDefault("PATH", "").split(File.pathSeparator)) {
+            if (Files.isExecutable(Path.of(p, "redis-server"))) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Starts a server, or skips the test where redis-server is absent. */
+    static RedisServer start(String... extraArgs) throws IOException {
+        assumeTrue(available(), "redis-server is not on the PATH");
+        RedisServer s = new RedisServer(Files.createTempDirectory("kvcache-redis"), freePort(), List.of(extraArgs));
+        s.launch();
+        return s;
+    }
+
+    static int freePort() throws IOException {
+        try (ServerSocket ss = new ServerSocket(0)) {
+            ss.setReuseAddress(true);
+            return ss.getLocalPort();
+        }
+    }
+
+    private void launch() throws IOException {
+        List<String> cmd = new ArrayList<>(List.of("redis-server", "--bind", "127.0.0.1", "--port",
+                String.valueOf(port), "--requirepass", password, "--save", "", "--appendonly", "no", "--dir",
+                dir.toString(), "--protected-mode", "yes", "--loglevel", "warning"));
+        cmd.addAll(extra);
+        process = new ProcessBuilder(cmd).redirectErrorStream(true)
+                .redirectOutput(dir.resolve("redis-" + port + ".log").toFile()).start();
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (System.nanoTime() < deadline) {
+            if (!process.isAlive()) {
+                throw new IOException("redis-server exited with " + process.exitValue() + ": "
+                        + Files.readString(dir.resolve("redis-" + port + ".log")));
+            }
+            try (Socket ignored = new Socket("127.0.0.1", port)) {
+                return;
+            } catch (IOException notYet) {
+                sleep(20);
+            }
+        }
+        throw new IOException("redis-server did not listen on " + port + " within 30 s");
+    }
+
+    /** @return a tier configuration for this server with a fresh or given namespace */
+    RedisTierConfig.Builder config(String namespace) {
+        return RedisTierConfig.builder().node("127.0.0.1", port).password(password.toCharArray())
+                .namespace(namespace).timeout(Duration.ofSeconds(2)).presenceTtl(Duration.ofMillis(200));
+    }
+
+    /** @return a redis:// URI with the password */
+    String uri() {
+        return "redis://:" + password + "@127.0.0.1:" + port;
+    }
+
+    /** Kills the server at once (SIGKILL), as a crash would. */
+    void kill() throws InterruptedException {
+        process.destroyForcibly();
+        process.waitFor(30, TimeUnit.SECONDS);
+    }
+
+    /** Starts it again on the same port (empty: nothing is saved). */
+    void restart() throws IOException {
+        launch();
+    }
+
+    @Override
+    public void close() throws Exception {
+        if (process != null && process.isAlive()) {
+            kill();
+        }
+        try (var files = Files.walk(dir)) {
+            files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        }
+    }
+
+    private static void sleep(long ms) {
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}
