@@ -40,6 +40,8 @@ import java.util.concurrent.atomic.AtomicLong;
  */
 final class RedisStore implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger(RedisStore.class.getName());
+    /** Lettuce's logger that dumps the bytes of every command sent, at TRACE. */
+    static final String WIRE_LOGGER = "io.lettuce.core.protocol.CommandEncoder";
 
     private final RedisTierConfig config;
     private final ClientResources resources;
@@ -62,6 +64,10 @@ final class RedisStore implements AutoCloseable {
      */
     RedisStore(RedisTierConfig config) {
         this.config = config;
+        if (config.hasPassword() && System.getLogger(WIRE_LOGGER).isLoggable(System.Logger.Level.TRACE)) {
+            LOG.log(System.Logger.Level.WARNING, "redis tier: TRACE logging of " + WIRE_LOGGER + " writes raw"
+                    + " commands, AUTH and its password included: turn it off");
+        }
         this.timeoutNanos = config.timeout().toNanos();
         this.resources = DefaultClientResources.builder().ioThreadPoolSize(2).computationThreadPoolSize(2)
                 .reconnectDelay(Delay.exponential(Duration.ofMillis(20), config.reconnectDelayMax(), 2,
