@@ -17,6 +17,7 @@ import io.lettuce.core.api.async.RedisStringAsyncCommands;
 import io.lettuce.core.cluster.ClusterClientOptions;
 import io.lettuce.core.cluster.ClusterTopologyRefreshOptions;
 import io.lettuce.core.cluster.RedisClusterClient;
+import io.lettuce.core.cluster.models.partitions.RedisClusterNode;
 import io.lettuce.core.cluster.api.StatefulRedisClusterConnection;
 import io.lettuce.core.codec.ByteArrayCodec;
 import io.lettuce.core.resource.ClientResources;
@@ -26,6 +27,8 @@ import java.net.SocketAddress;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -50,9 +53,11 @@ final class RedisStore implements AutoCloseable {
     private final RedisStringAsyncCommands<byte[], byte[]> strings;
     private final RedisKeyAsyncCommands<byte[], byte[]> keys;
     private final long timeoutNanos;
-    private volatile boolean connected = true;
+    /** Connections of this client that are up now: the server's, or each cluster node's (and topology probes'). */
+    private final Set<RedisChannelHandler<?, ?>> live = ConcurrentHashMap.newKeySet();
+    private volatile boolean everConnected;
     private volatile boolean closing;
-    private volatile long unavailableUntil;
+    private volatile long unavailableUntil = System.nanoTime();
     final AtomicLong roundTrips = new AtomicLong();
     final AtomicLong errors = new AtomicLong();
     final AtomicLong reconnects = new AtomicLong();
@@ -94,14 +99,19 @@ final class RedisStore implements AutoCloseable {
         try {
             if (config.cluster()) {
                 RedisClusterClient cc = RedisClusterClient.create(resources, uris);
+                // node connections open lazily, and a topology change opens new ones: commands wait for
+                // them (bounded by the timeout) instead of being rejected before their first connect
                 cc.setOptions(ClusterClientOptions.builder().autoReconnect(true).socketOptions(socket)
-                        .timeoutOptions(timeouts).disconnectedBehavior(ClientOptions.DisconnectedBehavior.REJECT_COMMANDS)
+                        .timeoutOptions(timeouts)
                         .topologyRefreshOptions(ClusterTopologyRefreshOptions.builder()
                                 .enableAllAdaptiveRefreshTriggers().build())
                         .build());
                 c = cc;
                 cc.addListener(listener());
                 StatefulRedisClusterConnection<byte[], byte[]> cx = cc.connect(ByteArrayCodec.INSTANCE);
+                for (RedisClusterNode node : cx.getPartitions()) { // connect to every node now
+                    cx.getConnection(node.getUri().getHost(), node.getUri().getPort());
+                }
                 this.strings = cx.async();
                 this.keys = cx.async();
                 conn = cx;
@@ -129,21 +139,21 @@ final class RedisStore implements AutoCloseable {
         return new RedisConnectionStateListener() {
             @Override
             public void onRedisConnected(RedisChannelHandler<?, ?> handler, SocketAddress address) {
-                if (!connected) {
+                if (live.isEmpty() && everConnected) {
                     reconnects.incrementAndGet();
                     LOG.log(System.Logger.Level.INFO, "redis tier: reconnected to " + config.where());
                 }
-                connected = true;
-                unavailableUntil = 0;
+                live.add(handler);
+                everConnected = true;
+                unavailableUntil = System.nanoTime();
             }
 
             @Override
             public void onRedisDisconnected(RedisChannelHandler<?, ?> handler) {
-                if (connected && !closing) {
+                if (live.remove(handler) && live.isEmpty() && !closing) {
                     LOG.log(System.Logger.Level.WARNING, "redis tier: lost the connection to " + config.where()
                             + "; serving misses until it reconnects");
                 }
-                connected = false;
             }
         };
     }
@@ -161,7 +171,7 @@ final class RedisStore implements AutoCloseable {
 
     /** @return whether commands are worth sending now: connected and not backing off after a timeout */
     boolean available() {
-        return connected && connection.isOpen() && System.nanoTime() - unavailableUntil >= 0;
+        return (!live.isEmpty() || !everConnected) && connection.isOpen() && System.nanoTime() - unavailableUntil >= 0;
     }
 
     /** @return whether the connection is down or the store is backing off after a failure */
@@ -185,8 +195,11 @@ final class RedisStore implements AutoCloseable {
     /** Counts a failed command and backs off for a short while. */
     void failed(String what, Throwable e) {
         errors.incrementAndGet();
+        boolean wasAvailable = available();
         unavailableUntil = System.nanoTime() + Math.min(timeoutNanos, TimeUnit.MILLISECONDS.toNanos(250));
-        LOG.log(System.Logger.Level.DEBUG, "redis tier: " + what + " failed: " + reason(e));
+        // one line per outage, not one per block
+        LOG.log(wasAvailable && !closing ? System.Logger.Level.WARNING : System.Logger.Level.DEBUG,
+                "redis tier: " + what + " to " + config.where() + " failed: " + reason(e) + "; misses meanwhile");
     }
 
     RedisFuture<byte[]> get(byte[] key) {

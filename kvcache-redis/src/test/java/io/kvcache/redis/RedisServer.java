@@ -21,13 +21,14 @@ import java.util.concurrent.TimeUnit;
  */
 final class RedisServer implements AutoCloseable {
     final int port;
-    final String password = "pw-" + UUID.randomUUID();
+    final String password;
     private final Path dir;
     private final List<String> extra;
     private Process process;
 
-    private RedisServer(Path dir, int port, List<String> extra) {
+    private RedisServer(Path dir, int port, String password, List<String> extra) {
         this.dir = dir;
+        this.password = password;
         this.port = port;
         this.extra = extra;
     }
@@ -44,8 +45,14 @@ final class RedisServer implements AutoCloseable {
 
     /** Starts a server, or skips the test where redis-server is absent. */
     static RedisServer start(String... extraArgs) throws IOException {
+        return startWithPassword("pw-" + UUID.randomUUID(), extraArgs);
+    }
+
+    /** Starts a server with a given password, or skips the test where redis-server is absent. */
+    static RedisServer startWithPassword(String password, String... extraArgs) throws IOException {
         assumeTrue(available(), "redis-server is not on the PATH");
-        RedisServer s = new RedisServer(Files.createTempDirectory("kvcache-redis"), freePort(), List.of(extraArgs));
+        RedisServer s = new RedisServer(Files.createTempDirectory("kvcache-redis"), freePort(), password,
+                List.of(extraArgs));
         s.launch();
         return s;
     }
@@ -88,6 +95,27 @@ final class RedisServer implements AutoCloseable {
     /** @return a redis:// URI with the password */
     String uri() {
         return "redis://:" + password + "@127.0.0.1:" + port;
+    }
+
+    /** Stops the server (SIGSTOP): it keeps its connections but answers nothing, as a hung host would. */
+    void pause() throws IOException, InterruptedException {
+        signal("STOP");
+    }
+
+    /** Lets a paused server go on (SIGCONT). */
+    void resume() throws IOException, InterruptedException {
+        signal("CONT");
+    }
+
+    private void signal(String sig) throws IOException, InterruptedException {
+        Process k = new ProcessBuilder("kill", "-" + sig, String.valueOf(process.pid())).inheritIO().start();
+        if (!k.waitFor(30, TimeUnit.SECONDS) || k.exitValue() != 0) {
+            throw new IOException("kill -" + sig + " " + process.pid() + " failed");
+        }
+    }
+
+    Path dir() {
+        return dir;
     }
 
     /** Kills the server at once (SIGKILL), as a crash would. */
