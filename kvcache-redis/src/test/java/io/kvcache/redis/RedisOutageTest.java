@@ -96,4 +96,40 @@ class RedisOutageTest {
             }
         }
     }
+
+    @Test
+    void aHungServerCostsBoundedTimeoutsAndMissesNeverWrongBytes() throws Exception {
+        byte[] salt = {4};
+        int full = BLOCKS * SharedWorkload.LAYOUT.blockTokens();
+        try (KvCacheManager writer = SharedWorkload.manager(null, SharedWorkload.redis(config(), 64));
+             Arena arena = Arena.ofConfined()) {
+            for (int p = 0; p < 4; p++) {
+                SharedWorkload.prefill(writer, salt, tokens(p), BLOCKS, arena).close();
+            }
+        }
+        RedisTier redis = SharedWorkload.redis(config(), 64);
+        try (KvCacheManager m = SharedWorkload.manager(null, redis); Arena arena = Arena.ofConfined()) {
+            server.pause();
+            try {
+                long worst = 0;
+                for (int p = 0; p < 3; p++) {
+                    long t0 = System.nanoTime();
+                    try (Sequence s = SharedWorkload.prefill(m, salt, tokens(p), BLOCKS, arena)) {
+                        assertEquals(0, s.cachedTokens(), "a block was served by a server that answers nothing");
+                        assertEquals(-1, SharedWorkload.firstWrong(m, s, salt, tokens(p), arena));
+                    }
+                    worst = Math.max(worst, System.nanoTime() - t0);
+                }
+                assertTrue(worst < HANG_NANOS, "a step hung for " + worst / 1_000_000 + " ms on a stalled server");
+                assertTrue(redis.stats().errors() > 0, "no command timed out: " + redis.stats());
+            } finally {
+                server.resume();
+            }
+        }
+        try (KvCacheManager m = SharedWorkload.manager(null, SharedWorkload.redis(config(), 64));
+             Arena arena = Arena.ofConfined(); Sequence s = m.open(salt, tokens(3))) {
+            assertEquals(full, s.cachedTokens(), "the server that went on was not used again");
+            assertEquals(-1, SharedWorkload.firstWrong(m, s, salt, tokens(3), arena));
+        }
+    }
 }
