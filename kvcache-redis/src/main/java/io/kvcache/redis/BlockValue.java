@@ -68,24 +68,36 @@ final class BlockValue {
         return (int) c.getValue();
     }
 
-    /** @return a value holding {@code block}'s bytes, whose CRC32C is {@code crc} */
-    byte[] encode(BlockKey key, MemorySegment block, int crc) {
-        byte[] v = new byte[valueBytes()];
+    /** @return the CRC32C of a value's payload, {@code length} bytes from {@code offset} within it */
+    int crcOfPayload(byte[] v, long offset, long length) {
+        CRC32C c = new CRC32C();
+        c.update(v, payloadOffset() + (int) offset, (int) length);
+        return (int) c.getValue();
+    }
+
+    /** @return a zeroed value: header room, then the payload */
+    byte[] newValue() {
+        return new byte[valueBytes()];
+    }
+
+    /** Writes the header of a value whose payload is in place and whose CRC32C is {@code crc}. */
+    void writeHeader(BlockKey key, byte[] v, int crc) {
         ByteBuffer h = ByteBuffer.wrap(v);
         h.putInt(MAGIC).putShort(VERSION).putShort((short) model.length).putLong(layoutFingerprint);
         key.copyTo(v, 16);
         h.position(48);
-        h.putLong(block.byteSize()).putInt(crc);
+        h.putLong(payloadBytes).putInt(crc);
         CRC32C hc = new CRC32C();
         hc.update(v, 0, 60);
         h.putInt((int) hc.getValue());
         System.arraycopy(model, 0, v, HEADER_BYTES, model.length);
-        MemorySegment.copy(block, 0, MemorySegment.ofArray(v), payloadOffset(), block.byteSize());
-        return v;
     }
 
-    /** Checks a value read under {@code key}: every header field, then the payload's CRC32C. */
-    Check check(BlockKey key, byte[] v) {
+    /**
+     * Checks a value read under {@code key}: every header field and the length. The payload's
+     * CRC32C, recorded in the header, is checked when the bytes are verified or read.
+     */
+    Check checkHeader(BlockKey key, byte[] v) {
         if (v.length < HEADER_BYTES) {
             return Check.TOO_SHORT;
         }
@@ -116,9 +128,16 @@ final class BlockValue {
         if (h.getLong(48) != payloadBytes || v.length != valueBytes()) {
             return Check.WRONG_LENGTH;
         }
-        CRC32C pc = new CRC32C();
-        pc.update(v, payloadOffset(), (int) payloadBytes);
-        return h.getInt(56) == (int) pc.getValue() ? Check.OK : Check.BAD_CHECKSUM;
+        return Check.OK;
+    }
+
+    /** Checks a value whole: {@link #checkHeader}, then the payload's CRC32C. */
+    Check check(BlockKey key, byte[] v) {
+        Check c = checkHeader(key, v);
+        if (!c.ok()) {
+            return c;
+        }
+        return crcOf(v) == crcOfPayload(v, 0, payloadBytes) ? Check.OK : Check.BAD_CHECKSUM;
     }
 
     /** @return the payload CRC32C recorded in a value that passed {@link #check} */

@@ -12,7 +12,6 @@ import io.kvcache.core.tier.TierCapacity;
 import io.kvcache.core.tier.TierKind;
 import io.lettuce.core.KeyValue;
 import io.lettuce.core.RedisFuture;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
 import java.util.HashMap;
@@ -37,11 +36,14 @@ import java.util.concurrent.locks.ReentrantLock;
  * length, CRC32C) then the bytes; a value that fails any check is a counted miss, deleted, never
  * served. Expiry and eviction are Redis's ({@code maxmemory-policy}): a vanished key is a miss.
  *
- * <p>The tier's slots are local host memory that stages blocks between the manager and Redis:
- * {@link #publish} sends the slot's block with a {@code SET} it does not wait for (consecutive
- * publishes are pipelined on one connection: a batch is one round trip), {@link #lookup} reads
- * the value into a slot, and {@link #prefetch} fetches a whole prefix chain with one
- * {@code MGET}. A freed published slot is retained with its bytes until its room is needed, so a
+ * <p>The tier's slots stage blocks between the manager and Redis, each in a heap array laid out
+ * as its value (header room, then the bytes), so that nothing is copied but into and out of the
+ * slot: {@link #publish} fills in the header and sends the array with a {@code SET} it does not
+ * wait for (consecutive publishes are pipelined on one connection: a batch is one round trip),
+ * {@link #lookup} keeps the array Redis returned, after checking its header, and
+ * {@link #prefetch} fetches a whole prefix chain with one {@code MGET}. The payload's CRC32C is
+ * checked by {@link #verify} and by every {@link #read}, before any byte is served, as the disk
+ * tier does. A freed published slot is retained with its bytes until its room is needed, so a
  * hot block costs no round trip; presence and absence answers are remembered in a Caffeine cache
  * for {@link RedisTierConfig#presenceTtl()}.
  *
@@ -63,9 +65,16 @@ public final class RedisTier implements PersistentTier {
     private final RedisTierConfig config;
     private final byte[] keyPrefix;
     private final BlockValue format;
-    private final Arena arena;
-    private final MemorySegment pool;
     private final StagingSlots slots;
+    /**
+     * Per slot, the value it stages: header room, then the block's bytes, so that a publish sends
+     * it as it is and a lookup keeps what Redis returned, without copying. Null: never written.
+     */
+    private final byte[][] values;
+    /** Per slot, whether its value was handed to Lettuce (a write then copies it first). */
+    private final boolean[] sent;
+    /** Per slot, whether its bytes failed their checksum: never served until written anew. */
+    private final boolean[] bad;
     private final RedisStore store;
     /** Recent presence (true) and absence (false) answers. */
     private final Cache<BlockKey, Boolean> presence;
@@ -100,16 +109,11 @@ public final class RedisTier implements PersistentTier {
         this.presence = Caffeine.newBuilder().expireAfterWrite(config.presenceTtl())
                 .maximumSize(config.presenceMaxEntries()).recordStats().build();
         this.writePermits = new Semaphore(config.maxPendingWrites());
-        this.store = new RedisStore(config);
-        this.arena = Arena.ofShared();
-        try {
-            this.pool = arena.allocate(count * slotBytes, 4096);
-        } catch (RuntimeException | OutOfMemoryError e) {
-            arena.close();
-            store.close();
-            throw e;
-        }
         this.slots = new StagingSlots(count);
+        this.values = new byte[count][];
+        this.sent = new boolean[count];
+        this.bad = new boolean[count];
+        this.store = new RedisStore(config);
     }
 
     /** @return a builder for a Redis tier of blocks of {@code layout} */
@@ -136,9 +140,9 @@ public final class RedisTier implements PersistentTier {
         }
 
         /**
-         * Local staging memory in bytes, whole blocks (required): how many blocks can be in flight
-         * between the manager and Redis, and kept locally for repeated lookups. Redis's own capacity is
-         * its {@code maxmemory}.
+         * Local staging memory in bytes, whole blocks (required; Java heap): how many blocks can be
+         * in flight between the manager and Redis, and kept locally for repeated lookups. Redis's own
+         * capacity is its {@code maxmemory}.
          */
         public Builder capacityBytes(long bytes) {
             this.capacityBytes = bytes;
@@ -222,10 +226,21 @@ public final class RedisTier implements PersistentTier {
         lock.lock();
         try {
             checkOpen();
-            return slots.take();
+            return takeLocked();
         } finally {
             lock.unlock();
         }
+    }
+
+    /** Takes a slot with no value (its bytes read as zeros until written). */
+    private int takeLocked() {
+        int s = slots.take();
+        if (s >= 0) {
+            values[s] = null;
+            sent[s] = false;
+            bad[s] = false;
+        }
+        return s;
     }
 
     /** Takes a free slot; when none is free, the oldest retained local copy gives its slot up (the block stays in Redis). */
@@ -275,6 +290,7 @@ public final class RedisTier implements PersistentTier {
         Tier.checkRange(this, offset, src.byteSize());
         boolean whole = offset == 0 && src.byteSize() == slotBytes;
         int sum = whole ? BlockValue.crc(src) : 0;
+        byte[] v;
         lock.lock();
         try {
             checkOpen();
@@ -285,10 +301,21 @@ public final class RedisTier implements PersistentTier {
                 unpublishLocked(slot);
             }
             slots.forgetCrc(slot);
+            bad[slot] = bad[slot] && !whole;
+            v = values[slot];
+            if (v == null || sent[slot]) {
+                byte[] fresh = format.newValue();
+                if (v != null && !whole) {
+                    System.arraycopy(v, format.payloadOffset(), fresh, format.payloadOffset(), (int) slotBytes);
+                }
+                v = fresh;
+                values[slot] = v;
+                sent[slot] = false;
+            }
         } finally {
             lock.unlock();
         }
-        MemorySegment.copy(src, 0, slotMemory(slot), offset, src.byteSize());
+        MemorySegment.copy(src, 0, MemorySegment.ofArray(v), format.payloadOffset() + offset, src.byteSize());
         if (whole) {
             lock.lock();
             try {
@@ -311,20 +338,31 @@ public final class RedisTier implements PersistentTier {
         Tier.checkRange(this, offset, dst.byteSize());
         boolean known;
         int expected;
+        byte[] v;
         lock.lock();
         try {
             checkOpen();
             known = slots.crcKnown(slot);
             expected = slots.crc(slot);
+            v = values[slot];
+            if (bad[slot]) {
+                dst.fill((byte) 0);
+                throw new BlockUnavailableException("block in slot " + slot + " of tier '" + name
+                        + "' failed its CRC32C check earlier: treat it as a miss", slot);
+            }
         } finally {
             lock.unlock();
         }
-        MemorySegment mem = slotMemory(slot);
-        MemorySegment.copy(mem, offset, dst, 0, dst.byteSize());
+        if (v == null) {
+            dst.fill((byte) 0);
+            return;
+        }
+        MemorySegment.copy(MemorySegment.ofArray(v), format.payloadOffset() + offset, dst, 0, dst.byteSize());
         if (!known) {
             return;
         }
-        int actual = offset == 0 && dst.byteSize() == slotBytes ? BlockValue.crc(dst) : BlockValue.crc(mem);
+        int actual = offset == 0 && dst.byteSize() == slotBytes ? BlockValue.crc(dst)
+                : format.crcOfPayload(v, 0, slotBytes);
         if (actual != expected) {
             dst.fill((byte) 0);
             quarantine(slot, expected);
@@ -348,8 +386,9 @@ public final class RedisTier implements PersistentTier {
 
     /**
      * Finds a block: in a retained local slot (no round trip), among the values of the last
-     * {@link #prefetch}, or with one {@code GET}. The value is checked whole before its bytes are
-     * placed in a slot; one that fails is deleted and counted, and the lookup misses.
+     * {@link #prefetch}, or with one {@code GET}. The value's header is checked before it is
+     * placed in a slot (one that fails is deleted and counted, and the lookup misses); its bytes
+     * are checked against their CRC32C by {@link #verify} and {@link #read}.
      *
      * @return the slot, or -1 when absent, held already, invalid, no slot is free, or Redis is unreachable
      */
@@ -380,7 +419,7 @@ public final class RedisTier implements PersistentTier {
                 misses.incrementAndGet();
                 return -1;
             }
-            slot = slots.take();
+            slot = takeLocked();
             if (slot < 0) {
                 misses.incrementAndGet();
                 return -1;
@@ -400,13 +439,14 @@ public final class RedisTier implements PersistentTier {
                     return -1;
                 }
             }
-            MemorySegment.copy(MemorySegment.ofArray(value), format.payloadOffset(), slotMemory(slot), 0, slotBytes);
             lock.lock();
             try {
                 checkOpen();
                 if (slots.slotOf(key) >= 0) {
                     return -1; // found meanwhile by another caller
                 }
+                values[slot] = value;
+                sent[slot] = false;
                 slots.setKey(slot, key);
                 slots.recordCrc(slot, BlockValue.crcOf(value));
                 ok = true;
@@ -433,7 +473,7 @@ public final class RedisTier implements PersistentTier {
 
     /** @return whether a value passed every check; one that did not is counted, logged and deleted */
     private boolean checked(BlockKey key, byte[] value) {
-        BlockValue.Check c = format.check(key, value);
+        BlockValue.Check c = format.checkHeader(key, value);
         if (c.ok()) {
             return true;
         }
@@ -574,6 +614,7 @@ public final class RedisTier implements PersistentTier {
         }
         boolean known;
         int sum;
+        byte[] value;
         lock.lock();
         try {
             checkOpen();
@@ -588,24 +629,35 @@ public final class RedisTier implements PersistentTier {
                 throw new IllegalStateException("slot " + slot + " of tier '" + name + "' holds block " + had
                         + ", not " + key);
             }
+            if (values[slot] == null || sent[slot]) {
+                // never written (zeros), or its array belongs to an earlier write: a value of its own
+                byte[] fresh = format.newValue();
+                if (values[slot] != null) {
+                    System.arraycopy(values[slot], format.payloadOffset(), fresh, format.payloadOffset(),
+                            (int) slotBytes);
+                }
+                values[slot] = fresh;
+                sent[slot] = false;
+            }
+            value = values[slot];
             known = slots.crcKnown(slot);
             sum = slots.crc(slot);
         } finally {
             lock.unlock();
         }
-        MemorySegment mem = slotMemory(slot);
         if (!known) {
-            sum = BlockValue.crc(mem);
+            sum = format.crcOfPayload(value, 0, slotBytes);
         }
-        byte[] value = format.encode(key, mem, sum);
+        format.writeHeader(key, value, sum);
         lock.lock();
         try {
             checkOpen();
-            if (!slots.held(slot) || slots.key(slot) != null) {
+            if (!slots.held(slot) || slots.key(slot) != null || values[slot] != value) {
                 return;
             }
             slots.setKey(slot, key);
             slots.recordCrc(slot, sum);
+            sent[slot] = true;
         } finally {
             lock.unlock();
         }
@@ -648,17 +700,22 @@ public final class RedisTier implements PersistentTier {
     public boolean verify(int slot) {
         Tier.checkSlot(this, slot);
         int expected;
+        byte[] v;
         lock.lock();
         try {
             checkOpen();
-            if (slots.isFree(slot) || !slots.crcKnown(slot)) {
+            if (bad[slot]) {
+                return false;
+            }
+            if (slots.isFree(slot) || !slots.crcKnown(slot) || values[slot] == null) {
                 return true;
             }
             expected = slots.crc(slot);
+            v = values[slot];
         } finally {
             lock.unlock();
         }
-        if (BlockValue.crc(slotMemory(slot)) == expected) {
+        if (format.crcOfPayload(v, 0, slotBytes) == expected) {
             return true;
         }
         quarantine(slot, expected);
@@ -671,6 +728,7 @@ public final class RedisTier implements PersistentTier {
         try {
             if (!closed && slots.crcKnown(slot) && slots.crc(slot) == expected) {
                 slots.forgetCrc(slot);
+                bad[slot] = true;
                 BlockKey k = slots.key(slot);
                 if (k != null) {
                     unpublishLocked(slot);
@@ -729,6 +787,31 @@ public final class RedisTier implements PersistentTier {
 
     // ------------------------------------------------------------------ state
 
+    /**
+     * Waits until the writes (and deletes) sent so far have been answered, or failed, at most
+     * {@code timeout}.
+     *
+     * @return true when none is in flight any more
+     */
+    public boolean awaitWrites(java.time.Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        for (RedisFuture<?> f : List.copyOf(pending)) {
+            long left = deadline - System.nanoTime();
+            if (left <= 0) {
+                return false;
+            }
+            try {
+                f.get(left, TimeUnit.NANOSECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return false;
+            } catch (Exception e) {
+                // counted by the write's own completion
+            }
+        }
+        return true;
+    }
+
     /** @return whether Redis is unreachable now (connection lost or a recent timeout): lookups miss at once */
     public boolean degraded() {
         return store.degraded();
@@ -752,9 +835,14 @@ public final class RedisTier implements PersistentTier {
         return k;
     }
 
-    /** The memory of one slot (package-private for tests that damage bytes behind the tier's back). */
+    /** The bytes of one written or looked-up slot (package-private for tests that damage them behind the tier's back). */
     MemorySegment slotMemory(int slot) {
-        return pool.asSlice(slot * slotBytes, slotBytes);
+        lock.lock();
+        try {
+            return MemorySegment.ofArray(values[slot]).asSlice(format.payloadOffset(), slotBytes);
+        } finally {
+            lock.unlock();
+        }
     }
 
     /** @return the key whose bytes a slot holds here, or null (for tests) */
@@ -789,23 +877,14 @@ public final class RedisTier implements PersistentTier {
         } finally {
             lock.unlock();
         }
-        long deadline = System.nanoTime() + config.timeout().toNanos();
-        for (RedisFuture<?> f : List.copyOf(pending)) {
-            long left = deadline - System.nanoTime();
-            if (left <= 0) {
-                break;
-            }
-            try {
-                f.get(left, TimeUnit.NANOSECONDS);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                break;
-            } catch (Exception e) {
-                // counted by the write's own completion
-            }
-        }
+        awaitWrites(config.timeout());
         store.close();
-        arena.close();
+        lock.lock();
+        try {
+            java.util.Arrays.fill(values, null);
+        } finally {
+            lock.unlock();
+        }
     }
 
     @Override

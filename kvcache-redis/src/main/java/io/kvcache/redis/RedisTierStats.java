@@ -10,9 +10,10 @@ package io.kvcache.redis;
  * @param publishes        blocks published
  * @param publishFailures  writes Redis refused or that timed out (the block is then a miss for others)
  * @param publishesSkipped publishes not sent: Redis unreachable or too many writes in flight
- * @param invalidValues    values that failed a check (magic, version, layout, model, key, length,
- *                         CRC32C): counted misses, deleted, never served
- * @param checksumFailures local slots whose bytes failed their CRC32C on read or verify
+ * @param invalidValues    values whose header failed a check (magic, version, header CRC32C, layout,
+ *                         model, key, length): counted misses, deleted, never served
+ * @param checksumFailures blocks whose bytes failed their CRC32C on read or verify (as they came from
+ *                         Redis, or damaged since): unpublished, deleted, never served
  * @param prefetches       {@code MGET} round trips for prefix chains
  * @param prefetchedBlocks values those round trips brought
  * @param presenceHits     presence or absence questions the Caffeine cache answered

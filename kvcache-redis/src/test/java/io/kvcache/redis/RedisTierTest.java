@@ -143,17 +143,29 @@ class RedisTierTest {
     void aValueWithOneFlippedByteIsAMiss() throws Exception {
         RedisTier t = tier(LAYOUT, "m");
         byte[] rk = t.redisKey(key(2));
+        // header fields fail at lookup; payload bytes fail their CRC32C at verify and read, before any is served
         int[] at = {3, 9, 20, 50, 61, 64 + 1, 300, 64 + 1 + (int) LAYOUT.blockBytes() - 1};
+        MemorySegment dst = arena.allocate(LAYOUT.blockBytes());
         for (int a : at) {
             publishAndClose(LAYOUT, "m", key(2), 2);
             byte[] v = plain.sync().get(rk);
             assertNotNull(v);
             v[a] ^= 0x40;
             plain.sync().set(rk, v);
-            assertEquals(-1, t.lookup(key(2)), "a value damaged at byte " + a + " was served");
+            int s = t.lookup(key(2));
+            if (s >= 0) {
+                assertTrue(a >= 64 + 1, "a value with a damaged header (byte " + a + ") was handed out");
+                assertThrows(io.kvcache.core.tier.BlockUnavailableException.class, () -> t.read(s, 0, dst),
+                        "a value damaged at byte " + a + " was served");
+                assertFalse(t.verify(s));
+                assertFalse(t.contains(key(2)));
+                t.free(s);
+            }
             assertTrue(deleted(rk));
         }
-        assertEquals(at.length, t.stats().invalidValues());
+        RedisTierStats st = t.stats();
+        assertEquals(at.length, st.invalidValues() + st.checksumFailures(), st.toString());
+        assertEquals(8, t.freeSlots());
     }
 
     @Test
