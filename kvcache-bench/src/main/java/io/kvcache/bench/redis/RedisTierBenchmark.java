@@ -48,9 +48,11 @@ import java.util.concurrent.TimeUnit;
  *       plain SET / GET, each waited for.</li>
  * </ul>
  *
- * Plain Lettuce is given its values ready-made (no copy, no header, no checksum), so it is the
- * ceiling. The tier reads a fresh connection's view each repeat (a new tier, nothing retained
- * locally). Both sides alternate within each repeat; medians over the repeats after a warm-up.
+ * Both start from the same off-heap block memory, as a KV cache's blocks are: plain Lettuce
+ * copies a block into a {@code byte[]} value to SET it and copies a GET's reply into memory; the
+ * tier adds its header, CRC32C and bookkeeping. The GET side uses a new tier (nothing retained
+ * locally). Tier and plain alternate batch by batch (chain by chain), so that the load of a
+ * shared machine hits both alike; medians over the repeats after a warm-up round.
  *
  * <pre>
  * java -cp ... io.kvcache.bench.redis.RedisTierBenchmark [--uri redis://[user:password@]host:port]
@@ -169,68 +171,67 @@ public final class RedisTierBenchmark {
         try (StatefulRedisConnection<byte[], byte[]> plain = client.connect(ByteArrayCodec.INSTANCE);
              Arena arena = Arena.ofShared()) {
             MemorySegment[] src = new MemorySegment[8];
-            byte[][] srcArrays = new byte[8][];
             SplittableRandom rnd = new SplittableRandom(42);
             for (int i = 0; i < src.length; i++) {
                 src[i] = arena.allocate(blockBytes, 4096);
                 for (long b = 0; b < blockBytes; b += 8) {
                     src[i].set(ValueLayout.JAVA_LONG_UNALIGNED, b, rnd.nextLong());
                 }
-                srcArrays[i] = src[i].toArray(ValueLayout.JAVA_BYTE);
             }
             MemorySegment dst = arena.allocate(blockBytes, 4096);
             for (int rep = -1; rep < o.repeats; rep++) {
                 String run = UUID.randomUUID().toString();
                 String ns = "bench-" + run;
                 RedisTierConfig cfg = cfgBase.namespace(ns).build();
-                boolean tierFirst = (rep & 1) == 0;
+                long slotsBytes = (long) Math.max(o.window, o.chain) * blockBytes;
                 double[] set = new double[2];
                 double[] get = new double[2];
-                for (int side = 0; side < 2; side++) {
-                    boolean tierSide = (side == 0) == tierFirst;
-                    long t0 = System.nanoTime();
-                    if (tierSide) {
-                        try (RedisTier t = RedisTier.builder(layout).config(cfg).modelId("bench")
-                                .capacityBytes((long) Math.max(o.window, o.chain) * blockBytes).open()) {
-                            t0 = System.nanoTime();
-                            for (int i = 0; i < blocks; i++) {
-                                BlockKey k = key(run, i);
-                                int s = t.allocate(k);
-                                t.write(s, 0, src[i % src.length]);
-                                t.publish(s, k);
-                                t.free(s);
-                                if ((i + 1) % o.window == 0 && !t.awaitWrites(Duration.ofMinutes(5))) {
+                // SET: batches of --window blocks, tier and plain alternating batch by batch
+                try (RedisTier t = RedisTier.builder(layout).config(cfg).modelId("bench").capacityBytes(slotsBytes).open()) {
+                    List<RedisFuture<String>> fs = new ArrayList<>(o.window);
+                    for (int b = 0; b < blocks; b += o.window) {
+                        for (int side = 0; side < 2; side++) {
+                            boolean tierSide = (side == 0) == ((b / o.window & 1) == 0);
+                            long t0 = System.nanoTime();
+                            if (tierSide) {
+                                for (int i = b; i < b + o.window; i++) {
+                                    BlockKey k = key(run, i);
+                                    int slot = t.allocate(k);
+                                    t.write(slot, 0, src[i % src.length]);
+                                    t.publish(slot, k);
+                                    t.free(slot);
+                                }
+                                if (!t.awaitWrites(Duration.ofMinutes(5))) {
                                     throw new IllegalStateException("tier writes did not land");
                                 }
-                            }
-                            set[1] = seconds(t0);
-                            if (t.stats().publishesSkipped() > 0 || t.stats().publishFailures() > 0) {
-                                throw new IllegalStateException("tier skipped or failed writes: " + t.stats());
-                            }
-                        }
-                    } else {
-                        List<RedisFuture<String>> fs = new ArrayList<>(o.window);
-                        for (int i = 0; i < blocks; i++) {
-                            fs.add(plain.async().set(plainKey(run, i), srcArrays[i % src.length]));
-                            if ((i + 1) % o.window == 0) {
+                                set[1] += seconds(t0);
+                            } else {
+                                for (int i = b; i < b + o.window; i++) {
+                                    // a plain client has the block in the same memory and copies it into a value
+                                    fs.add(plain.async().set(plainKey(run, i), src[i % src.length].toArray(ValueLayout.JAVA_BYTE)));
+                                }
                                 for (RedisFuture<String> f : fs) {
                                     f.get(5, TimeUnit.MINUTES);
                                 }
                                 fs.clear();
+                                set[0] += seconds(t0);
                             }
                         }
-                        set[0] = seconds(t0);
+                    }
+                    if (t.stats().publishesSkipped() > 0 || t.stats().publishFailures() > 0) {
+                        throw new IllegalStateException("tier skipped or failed writes: " + t.stats());
                     }
                 }
-                for (int side = 0; side < 2; side++) {
-                    boolean tierSide = (side == 0) == tierFirst;
-                    if (tierSide) {
-                        try (RedisTier t = RedisTier.builder(layout).config(cfg).modelId("bench")
-                                .capacityBytes((long) Math.max(o.window, o.chain) * blockBytes).open()) {
+                // GET: chains of --chain blocks into memory, alternating chain by chain; a new tier holds nothing locally
+                try (RedisTier t = RedisTier.builder(layout).config(cfg).modelId("bench").capacityBytes(slotsBytes).open()) {
+                    List<BlockKey> chain = new ArrayList<>(o.chain);
+                    int[] slots = new int[o.chain];
+                    byte[][] keys = new byte[o.chain][];
+                    for (int c = 0; c < blocks; c += o.chain) {
+                        for (int side = 0; side < 2; side++) {
+                            boolean tierSide = (side == 0) == ((c / o.chain & 1) == 0);
                             long t0 = System.nanoTime();
-                            List<BlockKey> chain = new ArrayList<>(o.chain);
-                            int[] slots = new int[o.chain];
-                            for (int c = 0; c < blocks; c += o.chain) {
+                            if (tierSide) {
                                 chain.clear();
                                 for (int i = c; i < c + o.chain; i++) {
                                     chain.add(key(run, i));
@@ -243,32 +244,28 @@ public final class RedisTierBenchmark {
                                     }
                                     t.read(slots[i], 0, dst);
                                 }
-                                for (int s : slots) {
-                                    t.free(s);
+                                for (int slot : slots) {
+                                    t.free(slot);
                                 }
-                            }
-                            get[1] = seconds(t0);
-                        }
-                    } else {
-                        long t0 = System.nanoTime();
-                        byte[][] keys = new byte[o.chain][];
-                        for (int c = 0; c < blocks; c += o.chain) {
-                            for (int i = 0; i < o.chain; i++) {
-                                keys[i] = plainKey(run, c + i);
-                            }
-                            List<KeyValue<byte[], byte[]>> got = plain.async().mget(keys).get(5, TimeUnit.MINUTES);
-                            for (KeyValue<byte[], byte[]> kv : got) {
-                                if (!kv.hasValue()) {
-                                    throw new IllegalStateException("plain GET missed");
+                                get[1] += seconds(t0);
+                            } else {
+                                for (int i = 0; i < o.chain; i++) {
+                                    keys[i] = plainKey(run, c + i);
                                 }
-                                MemorySegment.copy(MemorySegment.ofArray(kv.getValue()), 0, dst, 0, blockBytes);
+                                List<KeyValue<byte[], byte[]>> got = plain.async().mget(keys).get(5, TimeUnit.MINUTES);
+                                for (KeyValue<byte[], byte[]> kv : got) {
+                                    if (!kv.hasValue()) {
+                                        throw new IllegalStateException("plain GET missed");
+                                    }
+                                    MemorySegment.copy(MemorySegment.ofArray(kv.getValue()), 0, dst, 0, blockBytes);
+                                }
+                                get[0] += seconds(t0);
                             }
                         }
-                        get[0] = seconds(t0);
                     }
                 }
                 // latency, one block at a time
-                double[][] lat = latency(plain, layout, cfg, run, src, srcArrays, dst, o.latencyOps, blockBytes);
+                double[][] lat = latency(plain, layout, cfg, run, src, dst, o.latencyOps, blockBytes);
                 plain.sync().flushdb();
                 double gbPlainSet = total / set[0] / 1e9;
                 double gbTierSet = total / set[1] / 1e9;
@@ -311,15 +308,15 @@ public final class RedisTierBenchmark {
 
     /** @return latencies in microseconds: plain SET, tier SET, plain GET, tier GET */
     private static double[][] latency(StatefulRedisConnection<byte[], byte[]> plain, KvLayout layout,
-                                      RedisTierConfig cfg, String run, MemorySegment[] src, byte[][] srcArrays,
-                                      MemorySegment dst, int ops, long blockBytes) throws Exception {
+                                      RedisTierConfig cfg, String run, MemorySegment[] src, MemorySegment dst,
+                                      int ops, long blockBytes) throws Exception {
         double[][] r = new double[4][ops];
         try (RedisTier t = RedisTier.builder(layout).config(cfg).modelId("bench").capacityBytes(2 * blockBytes).open()) {
             for (int i = 0; i < ops; i++) {
                 BlockKey k = key(run + "-lat", i);
                 byte[] pk = plainKey(run + "-lat", i);
                 long t0 = System.nanoTime();
-                plain.sync().set(pk, srcArrays[i % srcArrays.length]);
+                plain.sync().set(pk, src[i % src.length].toArray(ValueLayout.JAVA_BYTE));
                 r[0][i] = micros(t0);
                 t0 = System.nanoTime();
                 int s = t.allocate(k);
