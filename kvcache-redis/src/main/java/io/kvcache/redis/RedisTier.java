@@ -862,8 +862,9 @@ public final class RedisTier implements PersistentTier {
     }
 
     /**
-     * Waits (at most the timeout) for writes in flight to land, then closes the connection and
-     * releases the staging memory. Blocks that reached Redis are found by the next tier on it.
+     * Waits for writes in flight to land (each is bounded by the command timeout), then closes the
+     * connection and releases the staging memory. Blocks that reached Redis are found by the next
+     * tier on it.
      */
     @Override
     public void close() {
@@ -877,7 +878,18 @@ public final class RedisTier implements PersistentTier {
         } finally {
             lock.unlock();
         }
-        awaitWrites(config.timeout());
+        // each write is bounded by the command timeout from when it was sent: wait for each in turn,
+        // so that a backlog on a busy server lands, and a dead server costs about one timeout
+        for (RedisFuture<?> f : List.copyOf(pending)) {
+            try {
+                f.get(config.timeout().toNanos() + TimeUnit.SECONDS.toNanos(1), TimeUnit.NANOSECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            } catch (Exception e) {
+                // counted by the write's own completion
+            }
+        }
         store.close();
         lock.lock();
         try {

@@ -1,6 +1,7 @@
 package io.kvcache.redis;
 
 import io.kvcache.core.KvCacheManager;
+import io.kvcache.core.PersistPolicy;
 import io.kvcache.core.ResidencyHandle;
 import io.kvcache.core.Sequence;
 import io.kvcache.core.layout.DType;
@@ -31,11 +32,20 @@ final class SharedWorkload {
         return RedisTier.builder(LAYOUT).config(config).modelId(MODEL).capacityBytes(slots * LAYOUT.blockBytes()).open();
     }
 
-    /** Device and host tiers small enough that long prompts also move blocks down. */
+    /** Device and host tiers that hold a test's prompts. */
     static KvCacheManager manager(Path diskDir, Tier remote) {
-        KvCacheManager.Builder b = KvCacheManager.builder(LAYOUT).modelId(MODEL)
-                .tier(new SimulatedDeviceTier(LAYOUT, 48L * LAYOUT.blockBytes()))
-                .tier(new MmapHostTier(LAYOUT, 32L * LAYOUT.blockBytes()));
+        return manager(diskDir, remote, 48, 32);
+    }
+
+    /** Device and host tiers of the given sizes: small ones make long prompts evict blocks down the tiers. */
+    static KvCacheManager manager(Path diskDir, Tier remote, int deviceBlocks, int hostBlocks) {
+        return manager(diskDir, remote, deviceBlocks, hostBlocks, PersistPolicy.WRITE_THROUGH);
+    }
+
+    static KvCacheManager manager(Path diskDir, Tier remote, int deviceBlocks, int hostBlocks, PersistPolicy policy) {
+        KvCacheManager.Builder b = KvCacheManager.builder(LAYOUT).modelId(MODEL).persistPolicy(policy)
+                .tier(new SimulatedDeviceTier(LAYOUT, deviceBlocks * LAYOUT.blockBytes()))
+                .tier(new MmapHostTier(LAYOUT, hostBlocks * LAYOUT.blockBytes()));
         if (diskDir != null) {
             b.tier(MappedFileTier.builder(LAYOUT).directory(diskDir).modelId(MODEL)
                     .capacityBytes(256 * (LAYOUT.blockBytes() + 4096L)).open());

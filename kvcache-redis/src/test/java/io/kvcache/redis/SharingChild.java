@@ -1,6 +1,7 @@
 package io.kvcache.redis;
 
 import io.kvcache.core.KvCacheManager;
+import io.kvcache.core.PersistPolicy;
 import io.kvcache.core.Sequence;
 import java.lang.foreign.Arena;
 import java.nio.file.Path;
@@ -23,13 +24,19 @@ public final class SharingChild {
         Path disk = args[4].equals("-") ? null : Path.of(args[4]);
         RedisTierConfig cfg = RedisTierConfig.builder().node("127.0.0.1", port)
                 .password(System.getenv("KVCACHE_REDIS_PASSWORD").toCharArray()).namespace(namespace).build();
-        try (KvCacheManager m = SharedWorkload.manager(disk, SharedWorkload.redis(cfg, 16));
+        // no write-through: the blocks are written down on close, all 40 at once into a Redis tier of 16
+        // slots; with a disk, tiers too small for the prompt, so that most blocks reach the disk by
+        // eviction, and Redis below it from there
+        int small = disk == null ? 48 : 6;
+        RedisTier redis = SharedWorkload.redis(cfg, 16);
+        try (KvCacheManager m = SharedWorkload.manager(disk, redis, small, small, PersistPolicy.WRITE_BACK);
              Arena arena = Arena.ofConfined()) {
             int[] tokens = SharedWorkload.tokens(7, blocks * SharedWorkload.LAYOUT.blockTokens() + 1);
             try (Sequence s = SharedWorkload.prefill(m, salt, tokens, blocks, arena)) {
                 System.out.println("WROTE " + s.writtenTokens() / SharedWorkload.LAYOUT.blockTokens());
             }
         }
+        System.out.println("STATS " + redis.stats());
         System.out.flush();
     }
 }
