@@ -57,6 +57,27 @@ final class RedisServer implements AutoCloseable {
         return s;
     }
 
+    /**
+     * Starts a server that speaks TLS only, with a self-signed certificate for 127.0.0.1 made by
+     * {@code openssl} (skipped where either is absent).
+     */
+    static RedisServer startTls() throws IOException, InterruptedException {
+        assumeTrue(available(), "redis-server is not on the PATH");
+        Path certs = Files.createTempDirectory("kvcache-redis-tls");
+        Process p = new ProcessBuilder("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                "-keyout", certs.resolve("key.pem").toString(), "-out", certs.resolve("cert.pem").toString())
+                .redirectErrorStream(true).redirectOutput(certs.resolve("openssl.log").toFile()).start();
+        assumeTrue(p.waitFor(60, TimeUnit.SECONDS) && p.exitValue() == 0, "openssl could not make a certificate");
+        int port = freePort();
+        RedisServer s = new RedisServer(certs, port, "pw-" + UUID.randomUUID(), List.of("--port", "0", "--tls-port",
+                String.valueOf(port), "--tls-cert-file", certs.resolve("cert.pem").toString(), "--tls-key-file",
+                certs.resolve("key.pem").toString(), "--tls-ca-cert-file", certs.resolve("cert.pem").toString(),
+                "--tls-auth-clients", "no"));
+        s.launch();
+        return s;
+    }
+
     static int freePort() throws IOException {
         try (ServerSocket ss = new ServerSocket(0)) {
             ss.setReuseAddress(true);
