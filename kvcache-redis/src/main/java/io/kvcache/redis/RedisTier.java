@@ -20,6 +20,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
@@ -80,7 +81,8 @@ public final class RedisTier implements PersistentTier {
     private final Cache<BlockKey, Boolean> presence;
     /** Values fetched by the last {@link #prefetch}, checked, waiting for their lookup. */
     private final Map<BlockKey, byte[]> prefetched = new HashMap<>();
-    private final Set<RedisFuture<?>> pending = ConcurrentHashMap.newKeySet();
+    /** Writes and deletes in flight, each completing after its own bookkeeping (permit, counters) ran. */
+    private final Set<CompletableFuture<?>> pending = ConcurrentHashMap.newKeySet();
     private final Semaphore writePermits;
     private final ReentrantLock lock = new ReentrantLock();
     private volatile boolean closed;
@@ -680,16 +682,14 @@ public final class RedisTier implements PersistentTier {
             store.failed("SET", e);
             return;
         }
-        pending.add(f);
-        f.whenComplete((r, e) -> {
-            pending.remove(f);
+        track(f.toCompletableFuture().whenComplete((r, e) -> {
             writePermits.release();
             if (e != null) {
                 publishFailures.incrementAndGet();
                 presence.invalidate(key);
                 store.failed("SET", e);
             }
-        });
+        }));
     }
 
     /**
@@ -777,12 +777,16 @@ public final class RedisTier implements PersistentTier {
             return;
         }
         try {
-            RedisFuture<Long> f = store.del(redisKey(key));
-            pending.add(f);
-            f.whenComplete((r, e) -> pending.remove(f));
+            track(store.del(redisKey(key)).toCompletableFuture());
         } catch (RuntimeException e) {
             store.failed("DEL", e);
         }
+    }
+
+    /** Keeps a write until it has completed and its bookkeeping ran, for {@link #awaitWrites} and close. */
+    private void track(CompletableFuture<?> f) {
+        pending.add(f);
+        f.whenComplete((r, e) -> pending.remove(f));
     }
 
     // ------------------------------------------------------------------ state
@@ -795,7 +799,7 @@ public final class RedisTier implements PersistentTier {
      */
     public boolean awaitWrites(java.time.Duration timeout) {
         long deadline = System.nanoTime() + timeout.toNanos();
-        for (RedisFuture<?> f : List.copyOf(pending)) {
+        for (CompletableFuture<?> f : List.copyOf(pending)) {
             long left = deadline - System.nanoTime();
             if (left <= 0) {
                 return false;
@@ -880,7 +884,7 @@ public final class RedisTier implements PersistentTier {
         }
         // each write is bounded by the command timeout from when it was sent: wait for each in turn,
         // so that a backlog on a busy server lands, and a dead server costs about one timeout
-        for (RedisFuture<?> f : List.copyOf(pending)) {
+        for (CompletableFuture<?> f : List.copyOf(pending)) {
             try {
                 f.get(config.timeout().toNanos() + TimeUnit.SECONDS.toNanos(1), TimeUnit.NANOSECONDS);
             } catch (InterruptedException e) {

@@ -142,7 +142,7 @@ public final class RedisTierBenchmark {
         blocks -= blocks % Math.max(o.chain, o.window);
         long total = blocks * blockBytes;
         RedisTierConfig.Builder cfgBase = RedisTierConfig.fromUri(uri).timeout(Duration.ofSeconds(30))
-                .maxPendingWrites(o.window).presenceTtl(Duration.ZERO);
+                .maxPendingWrites(o.window);
         if (o.chain % o.window != 0 && o.window % o.chain != 0) {
             throw new IllegalArgumentException("--chain and --window must divide one another");
         }
