@@ -89,6 +89,11 @@ final class BlockRegistry {
         }
     }
 
+    /** @return whether a block with this content key is registered (in memory or a tier already), without looking further */
+    boolean inMemory(BlockKey key) {
+        return byKey.containsKey(key);
+    }
+
     /**
      * @return a block with this content key that can be served: one in memory, or one published
      *     in a persistent tier (registered on the way); null when none

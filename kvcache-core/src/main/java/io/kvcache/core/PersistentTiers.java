@@ -38,6 +38,8 @@ final class PersistentTiers implements Runnable {
     private final PersistPolicy policy;
     /** Index of the first persistent tier, where write-through goes, or -1. */
     final int writeTier;
+    /** Whether persistent tiers below the first one get a copy of what is written down to it. */
+    private final boolean mirrors;
     private final int queueCapacity;
     private final ArrayDeque<Block> queue = new ArrayDeque<>();
     private final ArrayDeque<Checkpoint> checkpoints = new ArrayDeque<>();
@@ -84,6 +86,11 @@ final class PersistentTiers implements Runnable {
             }
         }
         this.writeTier = first;
+        boolean below = false;
+        for (int t = first + 1; first >= 0 && t < tiers.length; t++) {
+            below |= tiers[t] instanceof PersistentTier;
+        }
+        this.mirrors = below;
     }
 
     /** Starts the write-through thread, when there is a persistent tier. */
@@ -115,6 +122,34 @@ final class PersistentTiers implements Runnable {
             }
         }
         return -1;
+    }
+
+    /**
+     * Tells the persistent tiers which blocks of a prompt's chain the manager is about to look up,
+     * so that a remote tier fetches them in one round trip. A tier is told only the keys no
+     * persistent tier above it holds.
+     */
+    @GuardedBy("manager lock")
+    void prefetch(List<BlockKey> chain) {
+        List<BlockKey> rest = chain;
+        for (int t = 0; t < tiers.length && !rest.isEmpty(); t++) {
+            if (tiers[t] instanceof PersistentTier pt && !pt.failed()) {
+                try {
+                    pt.prefetch(rest);
+                    if (t < tiers.length - 1) {
+                        List<BlockKey> left = new ArrayList<>(rest.size());
+                        for (BlockKey k : rest) {
+                            if (!pt.contains(k)) {
+                                left.add(k);
+                            }
+                        }
+                        rest = left;
+                    }
+                } catch (RuntimeException e) {
+                    LOG.log(System.Logger.Level.DEBUG, "prefetch from tier '" + pt.name() + "' failed: " + e);
+                }
+            }
+        }
     }
 
     /** A free slot of tier {@code t} for a block (persistent tiers apply their admission to its key), or -1. */
@@ -185,6 +220,9 @@ final class PersistentTiers implements Runnable {
             if (m.block.key != null && holdsCopy(m.block, m.dstTier, m.dstSlot, m.done)) {
                 at(m.dstTier).publish(m.dstSlot, m.block.key, m.block.parentKey);
                 m.block.persisted |= m.dstTier == writeTier;
+                if (m.dstTier == writeTier) {
+                    enqueueMirror(m.block); // evicted into the first persistent tier: the tiers below get it too
+                }
             }
         } catch (RuntimeException e) {
             LOG.log(System.Logger.Level.WARNING, "could not publish block " + m.block.id
@@ -242,6 +280,9 @@ final class PersistentTiers implements Runnable {
     void sealed(Block b) {
         if (b.hasSlot() && isPersistent(b.tier)) {
             publishWhenReady(b);
+            if (b.tier == writeTier) {
+                enqueueMirror(b);
+            }
         } else if (policy == PersistPolicy.WRITE_THROUGH) {
             enqueue(b);
         }
@@ -257,6 +298,21 @@ final class PersistentTiers implements Runnable {
 
     private void enqueue(Block b) {
         if (writeTier < 0 || b.persisted || b.persistQueued || b.key == null || b.lost || stopping) {
+            return;
+        }
+        if (queue.size() >= queueCapacity) {
+            skippedFull++;
+            return;
+        }
+        b.persistQueued = true;
+        queue.add(b);
+        queued++;
+        work.signal();
+    }
+
+    /** Queues a block that lives in the first persistent tier for a copy into the persistent tiers below it. */
+    private void enqueueMirror(Block b) {
+        if (!mirrors || b.persistQueued || b.key == null || b.lost || stopping) {
             return;
         }
         if (queue.size() >= queueCapacity) {
@@ -360,7 +416,12 @@ final class PersistentTiers implements Runnable {
                 }
                 int n = 0;
                 try {
-                    n = writeDown(batch, bounce);
+                    // a batch takes one slot of the persistent tier per block at once: chunks of at most
+                    // half its slots, so that a tier of few slots (a remote tier's staging) refuses none
+                    int chunk = Math.max(1, Math.min(BATCH, tiers[writeTier].slotCount() / 2));
+                    for (int i = 0; i < batch.size(); i += chunk) {
+                        n += writeDown(batch.subList(i, Math.min(batch.size(), i + chunk)), bounce);
+                    }
                 } catch (RuntimeException e) {
                     LOG.log(System.Logger.Level.WARNING, "write-through batch failed: " + e);
                 } finally {
@@ -412,12 +473,22 @@ final class PersistentTiers implements Runnable {
                     continue;
                 }
                 Block holder = b.hasSlot() ? b : b.cowFrom;
-                if (holder == null || !holder.hasSlot() || holder.lost || isPersistent(holder.tier)
-                        || tiers[holder.tier].failed()) {
+                if (holder == null || !holder.hasSlot() || holder.lost || tiers[holder.tier].failed()) {
                     continue;
                 }
-                if (pt.contains(b.key)) {
+                boolean inFirst = holder.tier == writeTier;
+                if (isPersistent(holder.tier) && !inFirst) {
+                    continue;
+                }
+                if (inFirst || pt.contains(b.key)) {
                     b.persisted = true;
+                    if (mirrors) {
+                        // in the first persistent tier already: only the tiers below need a copy
+                        CompletableFuture<Void> reading = new CompletableFuture<>();
+                        fences.addUse(holder.tier, holder.slot, reading);
+                        jobs.add(new Job(b, b.key, b.parentKey, holder.tier, holder.slot, holder.dataReady,
+                                Block.DONE, -1, reading, Block.DONE));
+                    }
                     continue;
                 }
                 int slot = pt.allocate(b.key);
@@ -438,8 +509,13 @@ final class PersistentTiers implements Runnable {
         }
         int n = 0;
         for (Job j : jobs) {
+            if (j.dstSlot() < 0) {
+                mirrorOnly(j, bounce);
+                continue;
+            }
             long t0 = System.nanoTime();
             boolean copied = false;
+            boolean mirror = false;
             try {
                 j.ready().join();
                 if (!j.dstFree().isDone()) {
@@ -461,6 +537,7 @@ final class PersistentTiers implements Runnable {
                 if (copied && !fences.tiersClosed() && b.registered && !b.lost && j.key().equals(b.key)) {
                     pt.publish(j.dstSlot(), j.key(), j.parent());
                     b.persisted = true;
+                    mirror = true;
                     written++;
                     n++;
                     long lag = System.nanoTime() - b.sealedNanos;
@@ -485,7 +562,84 @@ final class PersistentTiers implements Runnable {
                 }
                 j.writing().complete(null);
             }
+            if (mirror) {
+                mirror(j, bounce);
+            }
         }
         return n;
+    }
+
+    /** Reads a block that needs copies only in the tiers below the first persistent one, and writes them. */
+    private void mirrorOnly(Job j, MemorySegment bounce) {
+        boolean read = false;
+        try {
+            j.ready().join();
+            access.accept(() -> tiers[j.srcTier()].read(j.srcSlot(), 0, bounce));
+            read = true;
+        } catch (RuntimeException e) {
+            LOG.log(System.Logger.Level.DEBUG, "reading block " + j.block().id + " to copy it down failed: " + e);
+        } finally {
+            j.reading().complete(null);
+        }
+        if (read) {
+            mirror(j, bounce);
+        }
+    }
+
+    /**
+     * Writes a block just written down to the first persistent tier into every persistent tier
+     * below it too (a shared remote tier under a local disk), from the bounce buffer that still
+     * holds its bytes. A tier that has no slot for it, or fails, is skipped: the block is in the
+     * first one anyway.
+     */
+    private void mirror(Job j, MemorySegment bounce) {
+        for (int d = writeTier + 1; d < tiers.length; d++) {
+            if (!(tiers[d] instanceof PersistentTier pd)) {
+                continue;
+            }
+            int slot;
+            CompletableFuture<?> dstFree;
+            CompletableFuture<Void> writing = new CompletableFuture<>();
+            lock.lock();
+            try {
+                if (fences.tiersClosed() || pd.failed() || pd.contains(j.key()) || (slot = pd.allocate(j.key())) < 0) {
+                    continue;
+                }
+                dstFree = fences.get(d, slot);
+                fences.addUse(d, slot, writing);
+            } finally {
+                lock.unlock();
+            }
+            boolean copied = false;
+            try {
+                if (!dstFree.isDone()) {
+                    dstFree.handle((v, e) -> null).join();
+                }
+                access.accept(() -> pd.write(slot, 0, bounce));
+                copied = true;
+            } catch (RuntimeException e) {
+                LOG.log(System.Logger.Level.DEBUG, "write-through of block " + j.block().id + " into tier '"
+                        + pd.name() + "' failed: " + e);
+            }
+            lock.lock();
+            try {
+                Block b = j.block();
+                if (copied && !fences.tiersClosed() && b.registered && !b.lost && j.key().equals(b.key)) {
+                    pd.publish(slot, j.key(), j.parent());
+                }
+            } catch (RuntimeException e) {
+                LOG.log(System.Logger.Level.WARNING, "could not publish block " + j.block().id + " in tier '"
+                        + pd.name() + "': " + e);
+            } finally {
+                try {
+                    if (!fences.tiersClosed()) {
+                        pd.free(slot);
+                    }
+                } finally {
+                    lock.unlock();
+                    writing.complete(null);
+                }
+            }
+        }
     }
 }

@@ -59,6 +59,13 @@ final class SequenceTable {
         Sequence s = new Sequence(manager, nextSequenceId++, salt, tokens.length);
         int matchable = tokens.length == full * bt ? full - 1 : full;
         int matched = 0;
+        int inMemory = 0;
+        while (inMemory < matchable && registry.inMemory(keys[inMemory])) {
+            inMemory++;
+        }
+        if (inMemory < matchable) {
+            persistent.prefetch(Arrays.asList(keys).subList(inMemory, matchable));
+        }
         for (int i = 0; i < matchable; i++) {
             Block b = registry.findCached(keys[i]);
             int holderTier = b == null ? -1 : b.hasSlot() ? b.tier : b.cowFrom != null ? b.cowFrom.tier : -1;

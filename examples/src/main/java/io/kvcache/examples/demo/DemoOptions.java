@@ -32,6 +32,8 @@ public final class DemoOptions {
                                      (default: a temporary directory, removed at exit)
               --no-disk              no disk tier
               --disk-budget BYTES    disk tier size (default: 256MiB, or twice the final KV if larger)
+              --remote-tier URI      a Redis tier below the others, shared by every process that names it:
+                                     redis://[user:password@]host:port (rediss:// for TLS)
               --block-tokens N       tokens per KV block (default: 16)
               --policy lru|attention eviction policy (default: lru); attention reports attention mass per block
               --device cuda|simulated  where the device tier lives (default: cuda with a GPU, else simulated)
@@ -51,8 +53,8 @@ public final class DemoOptions {
 
     private static final java.util.Set<String> VALUE_FLAGS = java.util.Set.of("--model", "--prompt-ids", "--tokens",
             "--temperature", "--seed", "--emit-tokens", "--device-budget", "--host-budget", "--disk-dir",
-            "--disk-budget", "--block-tokens", "--followup-tokens", "--report", "--policy", "--device", "--engine",
-            "--precision", "--metrics-port", "--sessions");
+            "--disk-budget", "--remote-tier", "--block-tokens", "--followup-tokens", "--report", "--policy", "--device",
+            "--engine", "--precision", "--metrics-port", "--sessions");
 
     Path model;
     int[] promptIds = {1};
@@ -64,6 +66,7 @@ public final class DemoOptions {
     Long hostBudget;
     Path diskDir;
     Long diskBudget;
+    String remoteTier;
     int blockTokens = 16;
     Policy policy = Policy.LRU;
     Device device = Device.AUTO;
@@ -115,6 +118,7 @@ public final class DemoOptions {
                 case "--host-budget" -> o.hostBudget = ByteSize.parse(flag, value);
                 case "--disk-dir" -> o.diskDir = Path.of(value);
                 case "--disk-budget" -> o.diskBudget = ByteSize.parse(flag, value);
+                case "--remote-tier" -> o.remoteTier = value;
                 case "--block-tokens" -> o.blockTokens = intIn(flag, value, 1, 4096);
                 case "--followup-tokens" -> o.followupTokens = intIn(flag, value, 0, 1 << 20);
                 case "--sessions" -> o.sessions = intIn(flag, value, 0, 1024);

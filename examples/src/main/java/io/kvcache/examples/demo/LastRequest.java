@@ -23,32 +23,47 @@ final class LastRequest {
 
     /** @return the saved prompt, or null when absent, unreadable or made for another model or block size */
     static int[] read(Path dir, String modelId, int blockTokens) {
-        Path f = dir.resolve(FILE);
         try {
-            List<String> lines = Files.readAllLines(f, StandardCharsets.UTF_8);
-            if (lines.size() < 2 || !lines.get(0).equals(header(modelId, blockTokens))) {
-                return null;
-            }
+            return parse(Files.readString(dir.resolve(FILE), StandardCharsets.UTF_8), modelId, blockTokens);
+        } catch (IOException e) {
+            return null;
+        }
+    }
+
+    /** @return the prompt in a saved text, or null when absent, malformed or made for another model or block size */
+    static int[] parse(String text, String modelId, int blockTokens) {
+        if (text == null) {
+            return null;
+        }
+        List<String> lines = text.lines().toList();
+        if (lines.size() < 2 || !lines.get(0).equals(header(modelId, blockTokens))) {
+            return null;
+        }
+        try {
             String[] parts = lines.get(1).split(",");
             int[] ids = new int[parts.length];
             for (int i = 0; i < parts.length; i++) {
                 ids[i] = Integer.parseInt(parts[i].trim());
             }
             return ids;
-        } catch (IOException | NumberFormatException e) {
+        } catch (NumberFormatException e) {
             return null;
         }
     }
 
-    /** Saves a prompt, replacing the previous one atomically. */
-    static void write(Path dir, String modelId, int blockTokens, int[] prompt) throws IOException {
+    /** @return the text that saves a prompt */
+    static String format(String modelId, int blockTokens, int[] prompt) {
         StringBuilder sb = new StringBuilder(header(modelId, blockTokens)).append('\n');
         for (int i = 0; i < prompt.length; i++) {
             sb.append(i == 0 ? "" : ",").append(prompt[i]);
         }
-        sb.append('\n');
+        return sb.append('\n').toString();
+    }
+
+    /** Saves a prompt, replacing the previous one atomically. */
+    static void write(Path dir, String modelId, int blockTokens, int[] prompt) throws IOException {
         Path tmp = dir.resolve(FILE + ".tmp");
-        Files.writeString(tmp, sb, StandardCharsets.UTF_8);
+        Files.writeString(tmp, format(modelId, blockTokens, prompt), StandardCharsets.UTF_8);
         Files.move(tmp, dir.resolve(FILE), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     }
 

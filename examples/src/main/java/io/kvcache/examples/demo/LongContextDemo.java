@@ -175,6 +175,17 @@ public final class LongContextDemo {
             }
         }
         boolean withDisk = disk != null;
+        Tier remote = null;
+        if (o.remoteTier != null) {
+            try {
+                remote = RemoteTierFactory.open(o.remoteTier, layout, modelId, finalBlocks + 1);
+            } catch (UsageException e) {
+                if (disk != null) {
+                    disk.close();
+                }
+                throw e;
+            }
+        }
         LlamaModel model = new LlamaModel(cp);
 
         out.println("LongContextDemo: a Llama-2 decode whose KV cache is paged across memory tiers");
@@ -199,6 +210,9 @@ public final class LongContextDemo {
                 tiers.add(device.hostTier(layout, budgets.hostBlocks()));
                 if (withDisk) {
                     tiers.add(disk);
+                }
+                if (remote != null) {
+                    tiers.add(remote);
                 }
             } catch (OutOfMemoryError e) {
                 tiers.forEach(Tier::close);
@@ -234,6 +248,7 @@ public final class LongContextDemo {
             List<HtmlReport.Row> rows = new ArrayList<>();
             DecodeResult resumed = null;
             long resumedDiskHits = 0;
+            long resumedRemoteHits = 0;
             DecodeResult main;
             CacheStats mainStats;
             StepTrace trace;
@@ -249,10 +264,16 @@ public final class LongContextDemo {
                 CachedDecoder decoder = new CachedDecoder(model, cache, backend, window, false,
                         o.policy == DemoOptions.Policy.ATTENTION);
                 int[] saved = withDisk && persistentDisk ? LastRequest.read(diskDir, modelId, bt) : null;
+                if (saved == null && remote != null) {
+                    // another process's last request, saved beside the blocks it shared
+                    saved = RemoteTierFactory.readLastRequest(o.remoteTier, modelId, bt);
+                }
                 if (saved != null && o.followupTokens > 0) {
                     // restart reuse: the previous run's last request, sent first, finds its prefix on disk
                     resumed = decoder.run(TENANT, saved, o.followupTokens, sampler(c), StepListener.NONE);
-                    resumedDiskHits = resumed.cachedBlocksPerTier().length > 2 ? resumed.cachedBlocksPerTier()[2] : 0;
+                    resumedDiskHits = withDisk && resumed.cachedBlocksPerTier().length > 2
+                            ? resumed.cachedBlocksPerTier()[2] : 0;
+                    resumedRemoteHits = remote != null ? resumed.cachedBlocksPerTier()[tiers.indexOf(remote)] : 0;
                 }
                 CacheStats startStats = cache.stats();
                 trace = new StepTrace(bt, tiers.stream().map(Tier::name).toList(),
@@ -278,6 +299,14 @@ public final class LongContextDemo {
                             LastRequest.write(diskDir, modelId, bt, prompt);
                         } catch (IOException e) {
                             err.println("warning: cannot save the request for restart reuse in " + diskDir + ": " + e);
+                        }
+                    }
+                    if (remote != null) {
+                        try {
+                            RemoteTierFactory.writeLastRequest(o.remoteTier, modelId, bt, prompt);
+                        } catch (RuntimeException e) {
+                            err.println("warning: cannot save the request for the next process in --remote-tier: "
+                                    + e.getClass().getSimpleName());
                         }
                     }
                 }
@@ -320,11 +349,14 @@ public final class LongContextDemo {
             if (resumed != null) {
                 out.printf(Locale.ROOT, "restart reuse the previous run's last request (%d-token prompt), sent first, found %d tokens%n",
                         resumed.prompt().length, resumed.cachedTokens());
-                out.printf(Locale.ROOT, "              cached (%d blocks from disk) and computed only %d positions%s%n",
-                        resumedDiskHits, resumed.computedTokens(), resumed.recoveries() == 0 ? ""
+                out.printf(Locale.ROOT, "              cached (%d blocks from disk%s) and computed only %d positions%s%n",
+                        resumedDiskHits, remote != null ? ", " + resumedRemoteHits + " from " + remote.name() : "",
+                        resumed.computedTokens(), resumed.recoveries() == 0 ? ""
                                 : " (" + resumed.recoveries() + " blocks failed their checksum and were recomputed)");
                 rows.add(new HtmlReport.Row("restart reuse", resumed.cachedTokens() + " of " + resumed.prompt().length
                         + " prompt tokens found cached at start, " + resumedDiskHits + " blocks from disk"));
+            } else if (remote != null) {
+                out.println("restart reuse run another process with the same --remote-tier: it sends this run's last request first");
             } else if (withDisk && persistentDisk) {
                 out.println("restart reuse run again with the same --disk-dir: the next run sends this run's last request first");
             }

@@ -38,7 +38,8 @@ class DemoOptionsTest {
         DemoOptions o = DemoOptions.parse("--model", "m.bin", "--prompt-ids=1, 2,3", "--tokens", "7", "--temperature=0.8",
                 "--seed", "99", "--emit-tokens", "t.txt", "--device-budget", "64KiB", "--host-budget=1.5MiB",
                 "--disk-dir", "d", "--disk-budget", "2GiB", "--block-tokens", "8", "--policy", "Attention",
-                "--device", "simulated", "--followup-tokens", "0", "--no-verify", "--report", "r.html", "--no-progress");
+                "--device", "simulated", "--followup-tokens", "0", "--no-verify", "--report", "r.html", "--no-progress",
+                "--remote-tier=redis://u:p@h:6380");
         assertEquals(Path.of("m.bin"), o.model);
         assertArrayEquals(new int[] {1, 2, 3}, o.promptIds);
         assertEquals(7, o.tokens);
@@ -56,6 +57,7 @@ class DemoOptionsTest {
         assertFalse(o.verify);
         assertFalse(o.progress);
         assertEquals(Path.of("r.html"), o.report);
+        assertEquals("redis://u:p@h:6380", o.remoteTier);
     }
 
     @Test

@@ -1,6 +1,7 @@
 package io.kvcache.core.tier;
 
 import io.kvcache.core.block.BlockKey;
+import java.util.List;
 
 /**
  * A tier whose content-addressed blocks survive a restart. The manager publishes full, written
@@ -40,6 +41,14 @@ public interface PersistentTier extends Tier {
      */
     default String modelId() {
         return null;
+    }
+
+    /**
+     * A hint that the caller is about to {@link #lookup} these keys, in order (the blocks of a
+     * prefix chain, first block first): a remote tier fetches them in one round trip, so that
+     * the lookups that follow cost none. The default does nothing, which suits local tiers.
+     */
+    default void prefetch(List<BlockKey> keys) {
     }
 
     /** @return whether a block with this key is published, without taking its slot */

@@ -7,5 +7,7 @@ public enum TierKind {
     /** Host RAM, page-locked where possible. */
     HOST,
     /** A file on local storage, memory-mapped. */
-    DISK
+    DISK,
+    /** A store reached over the network (Redis), shared by processes and hosts. */
+    REMOTE
 }

@@ -5,6 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeFalse;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.kvcache.core.block.BlockKey;
 import java.lang.foreign.MemorySegment;
@@ -202,6 +204,7 @@ public abstract class PersistentTierContractTest extends TierContractTest {
 
     @Test
     void allocateForAKeyWhenFullDropsOneUnheldBlockOrRefuses() {
+        assumeTrue(spec().storeBoundedBySlots(), "store not bounded by the tier's slots");
         for (int id = 0; id < SLOTS; id++) {
             tier.free(store(id, null));
         }
@@ -255,6 +258,7 @@ public abstract class PersistentTierContractTest extends TierContractTest {
 
     @Test
     void aBlockDroppedForRoomDoesNotComeBackAfterAReopen() throws Exception {
+        assumeTrue(spec().storeBoundedBySlots(), "store not bounded by the tier's slots");
         for (int id = 0; id < SLOTS; id++) {
             tier.free(store(id, null));
         }
@@ -273,5 +277,30 @@ public abstract class PersistentTierContractTest extends TierContractTest {
         assertFalse(persistent().contains(key(dropped)), "a dropped block came back after a reopen");
         assertEquals(-1, persistent().lookup(key(77)), "bytes never published were found");
         assertEquals(SLOTS - 1, publishedOf(0, SLOTS));
+    }
+
+    @Test
+    void takingASlotForRoomKeepsEveryBlockPublishedWhenTheStoreIsLarger() throws Exception {
+        assumeFalse(spec().storeBoundedBySlots(), "store bounded by the tier's slots");
+        for (int id = 0; id < SLOTS; id++) {
+            tier.free(store(id, null));
+        }
+        int slot = persistent().allocate(key(100));
+        assertTrue(slot >= 0, "refused a slot while every slot was free of holders");
+        int plain = tier.allocate();
+        assertTrue(plain >= 0);
+        tier.write(slot, 0, randomBlock(100));
+        persistent().publish(slot, key(100));
+        tier.free(slot);
+        tier.free(plain);
+        assertEquals(SLOTS, publishedOf(0, SLOTS), "taking a slot for room unpublished a block");
+        reopen();
+        for (long id : new long[] {0, SLOTS - 1, 100}) {
+            int found = persistent().lookup(key(id));
+            assertTrue(found >= 0, "block " + id + " not found after its slot was taken and the tier reopened");
+            assertTrue(persistent().verify(found));
+            assertTrue(holdsBlock(found, id), "block " + id + " has other bytes");
+            tier.free(found);
+        }
     }
 }

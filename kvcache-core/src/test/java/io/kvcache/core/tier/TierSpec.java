@@ -11,8 +11,18 @@ package io.kvcache.core.tier;
  * @param defersFreesBehindCopies a slot freed while an asynchronous copy still uses it returns to the free
  *                                pool only when the copy ends (the subclass overrides
  *                                {@link TierContractTest#beginCopyReading})
+ * @param storeBoundedBySlots     (persistent tiers) a published block occupies one of the tier's slots until
+ *                                the tier drops it for room (a disk file of slots); false for a tier whose
+ *                                slots only stage blocks of a larger store (a remote tier), where taking a
+ *                                slot for room drops the local copy and the block stays published
  */
-public record TierSpec(boolean hostAccessible, boolean persistent, boolean defersFreesBehindCopies) {
+public record TierSpec(boolean hostAccessible, boolean persistent, boolean defersFreesBehindCopies,
+                       boolean storeBoundedBySlots) {
     /** Host memory with no copy tracking: heap, mmap and simulated tiers. */
     public static final TierSpec HOST_MEMORY = new TierSpec(true, false, false);
+
+    /** A spec whose store, when persistent, is bounded by its slots. */
+    public TierSpec(boolean hostAccessible, boolean persistent, boolean defersFreesBehindCopies) {
+        this(hostAccessible, persistent, defersFreesBehindCopies, true);
+    }
 }
