@@ -41,8 +41,24 @@ sed -n 's:.*<chronicle.jvm.flags>\(.*\)</chronicle.jvm.flags>.*:\1:p' "$root/pom
 test -s "$b/jvm-flags"
 
 echo "== jlink runtime"
+# jdeps resolves a modular jar given as an argument as a module, which fails for the project's
+# modules (two views of io.kvcache.core, automatic modules named differently); it is given
+# copies of the jars without their module-info, so that it only reads what the classes use
+plain=$work/jdeps-jars
+mkdir -p "$plain"
+python3 - "$b/lib" "$plain" <<'PY'
+import os, sys, zipfile
+src, dst = sys.argv[1], sys.argv[2]
+for name in os.listdir(src):
+    with zipfile.ZipFile(os.path.join(src, name)) as zin, \
+         zipfile.ZipFile(os.path.join(dst, name), "w", zipfile.ZIP_DEFLATED) as zout:
+        for item in zin.infolist():
+            if not item.filename.endswith("module-info.class"):
+                zout.writestr(item, zin.read(item.filename))
+PY
 modules=$("$JAVA_HOME/bin/jdeps" --multi-release 25 --ignore-missing-deps --print-module-deps \
-    --class-path "$b/lib/*" "$b"/lib/*.jar 2>/dev/null | grep -v '^Warning' | tail -1)
+    --class-path "$plain/*" "$plain"/*.jar 2>/dev/null | grep -v '^Warning' | tail -1)
+test -n "$modules"
 # Chronicle Map compiles code at run time and looks up names: it needs these beyond what jdeps sees
 modules="$modules,jdk.compiler,java.compiler,java.naming,java.xml,jdk.zipfs"
 echo "modules: $modules"
