@@ -1,13 +1,4 @@
 #!/bin/sh
 # Builds the bench module and runs the disk tier benchmark (io.kvcache.bench.disk.DiskTierBenchmark);
 # arguments go to it: [--dir DIR] [--total-mib 1024] [--repeats 5] [--blocks-kib 64,2048].
-# The JVM flags are the parent pom's chronicle.jvm.flags (kept equal to ChronicleJvmFlags by a test).
-set -e
-cd "$(dirname "$0")/.."
-mvn -B -q -pl kvcache-bench -am package dependency:build-classpath -DskipTests \
-    -Dmdep.outputFile="$PWD/kvcache-bench/target/classpath.txt" -Dmdep.includeScope=runtime
-FLAGS=$(sed -n 's:.*<chronicle.jvm.flags>\(.*\)</chronicle.jvm.flags>.*:\1:p' pom.xml)
-JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
-# shellcheck disable=SC2086 # FLAGS is a list of separate flags
-exec "$JAVA" $FLAGS -cp "kvcache-bench/target/classes:$(cat kvcache-bench/target/classpath.txt)" \
-    io.kvcache.bench.disk.DiskTierBenchmark "$@"
+exec "$(dirname "$0")/bench-main.sh" io.kvcache.bench.disk.DiskTierBenchmark "$@"

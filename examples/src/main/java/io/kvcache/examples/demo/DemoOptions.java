@@ -39,6 +39,8 @@ public final class DemoOptions {
                                      engine (needs --device cuda; greedy; the sequence must fit the device tier)
               --precision fp32|bf16  number format of --engine gpu (default: fp32, the CPU's tokens)
               --followup-tokens N    tokens of the prefix-reuse request (default: 32; 0 skips it)
+              --sessions N           users of the sessions scenario: returning turns restored vs recomputed
+                                     (default: 4; 0 skips it)
               --no-verify            skip the second decode with an unlimited device budget
               --report FILE.html     write a self-contained HTML report with plots
               --no-progress          no progress bar
@@ -50,7 +52,7 @@ public final class DemoOptions {
     private static final java.util.Set<String> VALUE_FLAGS = java.util.Set.of("--model", "--prompt-ids", "--tokens",
             "--temperature", "--seed", "--emit-tokens", "--device-budget", "--host-budget", "--disk-dir",
             "--disk-budget", "--block-tokens", "--followup-tokens", "--report", "--policy", "--device", "--engine",
-            "--precision", "--metrics-port");
+            "--precision", "--metrics-port", "--sessions");
 
     Path model;
     int[] promptIds = {1};
@@ -68,6 +70,7 @@ public final class DemoOptions {
     Engine engine = Engine.CPU;
     io.kvcache.examples.gpu.Precision precision = io.kvcache.examples.gpu.Precision.FP32;
     int followupTokens = 32;
+    int sessions = 4;
     boolean verify = true;
     Path report;
     boolean progress = true;
@@ -114,6 +117,7 @@ public final class DemoOptions {
                 case "--disk-budget" -> o.diskBudget = ByteSize.parse(flag, value);
                 case "--block-tokens" -> o.blockTokens = intIn(flag, value, 1, 4096);
                 case "--followup-tokens" -> o.followupTokens = intIn(flag, value, 0, 1 << 20);
+                case "--sessions" -> o.sessions = intIn(flag, value, 0, 1024);
                 case "--report" -> o.report = Path.of(value);
                 case "--metrics-port" -> o.metricsPort = intIn(flag, value, 0, 65535);
                 case "--policy" -> o.policy = switch (lower(value)) {

@@ -25,11 +25,8 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Locale;
 import java.util.StringJoiner;
@@ -339,6 +336,10 @@ public final class LongContextDemo {
                 }
             }
 
+            if (o.sessions > 0) {
+                ok &= SessionsScenario.print(out, SessionsScenario.run(cp, bt, o.sessions));
+            }
+
             if (o.verify) {
                 DecodeResult reference = verify(model, layout, modelId, finalBlocks, device, backend);
                 String diff = main.firstDifference(reference);
@@ -449,20 +450,6 @@ public final class LongContextDemo {
 
     /** A model id for content keys: the checkpoint's SHA-256, so blocks of other weights never match. */
     private static String modelId(Checkpoint cp) {
-        try {
-            MessageDigest md = MessageDigest.getInstance("SHA-256");
-            LlamaConfig c = cp.config();
-            md.update((c.toString()).getBytes(StandardCharsets.UTF_8));
-            var w = cp.weights();
-            for (float[] a : List.of(w.tokenEmbedding(), w.rmsAtt(), w.wq(), w.wk(), w.wv(), w.wo(), w.rmsFfn(),
-                    w.w1(), w.w2(), w.w3(), w.rmsFinal(), w.classifier())) {
-                java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(a.length * 4);
-                b.asFloatBuffer().put(a);
-                md.update(b.array());
-            }
-            return "llama2c-" + HexFormat.of().formatHex(md.digest(), 0, 16);
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException("SHA-256 unavailable", e);
-        }
+        return io.kvcache.examples.llama.ModelId.of(cp);
     }
 }
