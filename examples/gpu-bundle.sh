@@ -70,9 +70,12 @@ cat > "$b/gpu-tests.sh" <<'RUN'
 # test models); extra arguments go to the JUnit console launcher (e.g. --include-classname '.*Serving.*').
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# Everything on the JVM's own class path (not the launcher's --class-path): the disk tier's Chronicle
+# Map compiles code at run time against java.class.path.
 cp="$here/ptx:$here/long-context-demo.jar:$here/kvcache-bench.jar:$here/test-classes:$here/bench-test-classes"
+cp="$cp:$(ls "$here"/junit-platform-console-standalone-*.jar)"
 exec "$here/runtime/bin/java" --enable-native-access=ALL-UNNAMED $(cat "$here/jvm-flags") -Dkvcache.test.models="$here/models" \
-  -jar "$here"/junit-platform-console-standalone-*.jar execute --class-path "$cp" \
+  -cp "$cp" org.junit.platform.console.ConsoleLauncher execute \
   --scan-class-path "$here/test-classes:$here/bench-test-classes" --include-tag gpu --details=tree --disable-banner "$@"
 RUN
 cat > "$b/build-ptx.sh" <<'RUN'
