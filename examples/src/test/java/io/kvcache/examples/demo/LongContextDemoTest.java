@@ -46,6 +46,9 @@ class LongContextDemoTest {
         assertEquals(0, r.status(), r.out() + r.err());
         assertTrue(r.out().contains("every token and logit identical: yes"), r.out());
         assertTrue(r.out().contains("gives the same tokens and logits: yes"), r.out());
+        // the default run's sessions scenario: returning turns restored beside the same turns recomputed
+        assertTrue(r.out().contains("returning-turn TTFT p50: restored from the host tier")
+                && r.out().contains("restored and recomputed turns generate the same tokens: yes"), r.out());
         Matcher reuse = Pattern.compile("found (\\d+) tokens cached").matcher(r.out());
         assertTrue(reuse.find(), r.out());
         assertTrue(Integer.parseInt(reuse.group(1)) >= 16, r.out());

@@ -16,7 +16,8 @@ class RestartReuseTest {
     void secondRunServesThePreviousRequestsPrefixFromDisk(@TempDir Path dir) {
         Path disk = dir.resolve("kv");
         String[] args = {"--tokens", "120", "--device-budget", "384KiB", "--host-budget", "256KiB", "--disk-dir",
-                disk.toString(), "--disk-budget", "16MiB", "--followup-tokens", "8", "--no-verify", "--no-progress"};
+                disk.toString(), "--disk-budget", "16MiB", "--followup-tokens", "8", "--no-verify", "--no-progress",
+                "--sessions", "0"};
         LongContextDemoTest.Run first = LongContextDemoTest.run(args);
         assertEquals(0, first.status(), first.out() + first.err());
         assertTrue(first.out().contains("run again with the same --disk-dir"), first.out());
@@ -41,7 +42,8 @@ class RestartReuseTest {
     void corruptedDiskBlocksAreRecomputedNeverServed(@TempDir Path dir) throws Exception {
         Path disk = dir.resolve("kv");
         String[] args = {"--tokens", "120", "--device-budget", "384KiB", "--host-budget", "256KiB", "--disk-dir",
-                disk.toString(), "--disk-budget", "16MiB", "--followup-tokens", "8", "--no-verify", "--no-progress"};
+                disk.toString(), "--disk-budget", "16MiB", "--followup-tokens", "8", "--no-verify", "--no-progress",
+                "--sessions", "0"};
         assertEquals(0, LongContextDemoTest.run(args).status());
         // overwrite every slot's data with garbage, leaving headers and index intact
         Path file = disk.resolve("blocks.kvc");
@@ -68,7 +70,7 @@ class RestartReuseTest {
         // a regular file where the directory should be
         Path file = java.nio.file.Files.writeString(dir.resolve("not-a-dir"), "x");
         LongContextDemoTest.Run r = LongContextDemoTest.run("--tokens", "8", "--disk-dir", file.toString(),
-                "--no-progress");
+                "--no-progress", "--sessions", "0");
         assertEquals(2, r.status(), r.out() + r.err());
         assertTrue(r.err().startsWith("error: --disk-dir " + file), r.err());
         assertEquals(1, r.err().strip().lines().count(), r.err());

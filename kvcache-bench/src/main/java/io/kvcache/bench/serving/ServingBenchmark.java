@@ -206,7 +206,16 @@ public final class ServingBenchmark {
             int d = c == ServingConfig.ALL_FIT ? allFit : device;
             int h = c == ServingConfig.HOST || c == ServingConfig.DISK ? host : 0;
             int k = c == ServingConfig.DISK ? disk : 0;
-            runs.add(runConfig(c, d, h, k, platform, w, links, rate, o, err));
+            try {
+                runs.add(runConfig(c, d, h, k, platform, w, links, rate, o, err));
+            } catch (OutOfMemoryError | RuntimeException e) {
+                if (c != ServingConfig.ALL_FIT || runs.isEmpty()) {
+                    throw e;
+                }
+                // the upper bound is run where memory allows
+                out.printf(Locale.ROOT, "note      configuration 4 skipped: a device tier of %d blocks (%s) cannot be had: %s%n",
+                        d, ByteSize.format(d * layout.blockBytes()), e);
+            }
         }
         String diff;
         String scope = null;

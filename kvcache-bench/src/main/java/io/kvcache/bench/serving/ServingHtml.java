@@ -50,7 +50,8 @@ final class ServingHtml {
             sb.append("</tr>\n");
         }
         sb.append("</table>\n<p>").append(esc(ServingReport.tokenLine(o))).append("</p>\n");
-        sb.append("<h2>Time to first token, distribution</h2>\n").append(cdf(o));
+        sb.append("<h2>Time to first token, distribution</h2>\n<p>Solid: returning turns; dashed: first turns.</p>\n")
+                .append(cdf(o));
         sb.append("<h2>Time to first token by round</h2>\n").append(byRound(o, m));
         sb.append("<h2>Throughput</h2>\n").append(throughput(o, m));
         sb.append("</body></html>\n");
