@@ -12,7 +12,8 @@
 #   ./gpu-tests.sh                                   # the examples' tests tagged gpu
 #   ./build-ptx.sh                                   # rebuild the engine's PTX with the host's nvcc into ptx/
 #   ./engine-bench.sh --shape llama3-8b ...          # the GPU engine benchmark (kvcache-bench)
-# Both launchers put ptx/ ahead of the jar on the class path, so a PTX built on the host is the
+#   ./serving-bench.sh --platform gpu ...            # the multi-turn serving benchmark (kvcache-bench)
+# The launchers put ptx/ ahead of the jar on the class path, so a PTX built on the host is the
 # one loaded without a round trip through the repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +36,7 @@ cp kvcache-bench/target/kvcache-bench-*[0-9T].jar "$b/kvcache-bench.jar"
 mkdir -p "$b/cuda" "$b/ptx/io/kvcache/examples/gpu"
 cp examples/src/main/cuda/llama_engine.cu "$b/cuda/"
 cp -r examples/target/test-classes "$b/test-classes"
+cp -r kvcache-bench/target/test-classes "$b/bench-test-classes"
 mvn -B -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:$console_version \
     -DoutputDirectory="$b"
 for m in "$@"; do
@@ -64,13 +66,17 @@ exec "$here/runtime/bin/java" --sun-misc-unsafe-memory-access=allow --enable-nat
 RUN
 cat > "$b/gpu-tests.sh" <<'RUN'
 #!/usr/bin/env bash
-# Runs the examples' tests tagged gpu with the bundled runtime (models/ holds the test models).
+# Runs the examples' and the bench's tests tagged gpu with the bundled runtime (models/ holds the
+# test models); extra arguments go to the JUnit console launcher (e.g. --include-classname '.*Serving.*').
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-cp="$here/ptx:$here/long-context-demo.jar:$here/test-classes"
+# Everything on the JVM's own class path (not the launcher's --class-path): the disk tier's Chronicle
+# Map compiles code at run time against java.class.path.
+cp="$here/ptx:$here/long-context-demo.jar:$here/kvcache-bench.jar:$here/test-classes:$here/bench-test-classes"
+cp="$cp:$(ls "$here"/junit-platform-console-standalone-*.jar)"
 exec "$here/runtime/bin/java" --enable-native-access=ALL-UNNAMED $(cat "$here/jvm-flags") -Dkvcache.test.models="$here/models" \
-  -jar "$here"/junit-platform-console-standalone-*.jar execute --class-path "$cp" \
-  --scan-class-path "$here/test-classes" --include-tag gpu --details=tree --disable-banner "$@"
+  -cp "$cp" org.junit.platform.console.ConsoleLauncher execute \
+  --scan-class-path "$here/test-classes:$here/bench-test-classes" --include-tag gpu --details=tree --disable-banner "$@"
 RUN
 cat > "$b/build-ptx.sh" <<'RUN'
 #!/usr/bin/env bash
@@ -92,6 +98,15 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 exec "$here/runtime/bin/java" --enable-native-access=ALL-UNNAMED $(cat "$here/jvm-flags") -Xmx8g \
   -cp "$here/ptx:$here/long-context-demo.jar:$here/kvcache-bench.jar" io.kvcache.bench.engine.GpuEngineBenchmark "$@"
+RUN
+cat > "$b/serving-bench.sh" <<'RUN'
+#!/usr/bin/env bash
+# Runs io.kvcache.bench.serving.ServingBenchmark with the bundled runtime; arguments go to it.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+exec "$here/runtime/bin/java" --sun-misc-unsafe-memory-access=allow --enable-native-access=ALL-UNNAMED \
+  $(cat "$here/jvm-flags") -Xmx8g \
+  -cp "$here/ptx:$here/long-context-demo.jar:$here/kvcache-bench.jar" io.kvcache.bench.serving.ServingBenchmark "$@"
 RUN
 chmod +x "$b"/*.sh
 tar -C "$work" -cJf "$out/long-context-demo-gpu.tar.xz" long-context-demo-gpu

@@ -26,6 +26,17 @@ public final class GpuCachedDecoder {
      * @throws IllegalArgumentException if the cache's layout is not the engine's or its top tier is host memory
      */
     public GpuCachedDecoder(GpuLlamaEngine engine, KvCacheManager cache) {
+        requireFits(engine, cache);
+        this.engine = engine;
+        this.cache = cache;
+    }
+
+    /**
+     * Checks that the engine can run against the cache: the same layout, a top tier in VRAM.
+     *
+     * @throws IllegalArgumentException if the cache's layout is not the engine's or its top tier is host memory
+     */
+    public static void requireFits(GpuLlamaEngine engine, KvCacheManager cache) {
         if (!cache.layout().equals(engine.layout())) {
             throw new IllegalArgumentException("cache layout " + cache.layout() + " is not the engine's " + engine.layout());
         }
@@ -33,8 +44,6 @@ public final class GpuCachedDecoder {
             throw new IllegalArgumentException("the GPU engine reads K/V in VRAM; the cache's top tier '"
                     + cache.tiers().getFirst().name() + "' is host memory");
         }
-        this.engine = engine;
-        this.cache = cache;
     }
 
     /**

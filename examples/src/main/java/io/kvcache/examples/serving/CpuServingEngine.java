@@ -8,10 +8,7 @@ import io.kvcache.examples.engine.PagedKvAttention;
 import io.kvcache.examples.llama.Checkpoint;
 import io.kvcache.examples.llama.LlamaModel;
 import io.kvcache.examples.llama.Sampler;
-import java.util.Arrays;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 
 /**
  * The CPU engine: one position at a time through {@link LlamaModel}, attention by
@@ -45,7 +42,7 @@ final class CpuServingEngine implements ServingEngine {
         if (tokens.length == 0) {
             throw new IllegalArgumentException("a prefill needs at least one prompt token");
         }
-        Request r = new Request(seq, cached, cachedPerTier(seq, cached / cache.layout().blockTokens()),
+        Request r = new Request(seq, cached, CachedBlocks.perTier(cache, seq, cached / cache.layout().blockTokens()),
                 new PagedKvAttention(cache, seq, model.config().heads(), backend, windowBlocks, true, false));
         float[] logits = null;
         try {
@@ -70,7 +67,7 @@ final class CpuServingEngine implements ServingEngine {
                 throw new IllegalArgumentException(x + " is not a request of this engine");
             }
             long t0 = System.nanoTime();
-            int token = r.generated[r.count - 1];
+            int token = r.last();
             r.seq.append(token);
             float[] logits = r.step(token, r.seq.length() - 1);
             r.add(greedy.sample(logits));
@@ -83,40 +80,12 @@ final class CpuServingEngine implements ServingEngine {
         return prefillComputeNanos == 0 ? Double.NaN : prefillTokens / (prefillComputeNanos / 1e9);
     }
 
-    /** @return per tier, how many of the sequence's first {@code blocks} blocks it holds */
-    private int[] cachedPerTier(Sequence seq, int blocks) {
-        int[] perTier = new int[cache.tiers().size()];
-        if (blocks == 0) {
-            return perTier;
-        }
-        Map<Long, Integer> tierOf = new HashMap<>();
-        cache.blockInfos().forEach(b -> tierOf.put(b.id(), b.tier()));
-        for (int i = 0; i < blocks; i++) {
-            Integer t = tierOf.get(cache.blockId(seq, i));
-            if (t != null && t >= 0) {
-                perTier[t]++;
-            }
-        }
-        return perTier;
-    }
-
-    private final class Request implements ServingRequest {
-        final Sequence seq;
-        final int cached;
-        final int[] perTier;
+    private final class Request extends RunningRequest {
         final PagedKvAttention kv;
-        final int prefillPositions;
-        int[] generated = new int[16];
-        int count;
-        long prefillNanos;
-        long decodeNanos;
 
         Request(Sequence seq, int cached, int[] perTier, PagedKvAttention kv) {
-            this.seq = seq;
-            this.cached = cached;
-            this.perTier = perTier;
+            super(seq, cached, perTier);
             this.kv = kv;
-            this.prefillPositions = seq.length() - cached;
         }
 
         CpuServingEngine engine() {
@@ -133,48 +102,6 @@ final class CpuServingEngine implements ServingEngine {
                 kv.abort();
                 throw e;
             }
-        }
-
-        void add(int token) {
-            if (count == generated.length) {
-                generated = Arrays.copyOf(generated, count * 2);
-            }
-            generated[count++] = token;
-        }
-
-        @Override
-        public Sequence sequence() {
-            return seq;
-        }
-
-        @Override
-        public int cachedTokens() {
-            return cached;
-        }
-
-        @Override
-        public int[] cachedBlocksPerTier() {
-            return perTier.clone();
-        }
-
-        @Override
-        public int prefillTokens() {
-            return prefillPositions;
-        }
-
-        @Override
-        public long prefillNanos() {
-            return prefillNanos;
-        }
-
-        @Override
-        public long decodeNanos() {
-            return decodeNanos;
-        }
-
-        @Override
-        public int[] generated() {
-            return Arrays.copyOf(generated, count);
         }
 
         @Override

@@ -26,6 +26,16 @@ public interface ServingPlatform extends AutoCloseable {
     /** @return the model's vocabulary size: token ids are {@code [0, vocabSize)} */
     int vocabSize();
 
+    /**
+     * @return whether a position's K/V and logits are the same floats however its prompt was split
+     *     between the cache and the prefill (true on the CPU engine, which computes one position at
+     *     a time); when false, configurations that computed a history differently may sample
+     *     different tokens, and only those that computed it the same way must agree
+     */
+    default boolean splitInvariant() {
+        return true;
+    }
+
     /** @return a new device tier of {@code slots} blocks */
     Tier deviceTier(int slots);
 

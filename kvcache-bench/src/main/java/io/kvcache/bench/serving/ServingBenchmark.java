@@ -12,13 +12,18 @@ import io.kvcache.examples.demo.ByteSize;
 import io.kvcache.examples.demo.ProgressBar;
 import io.kvcache.examples.llama.Checkpoint;
 import io.kvcache.examples.llama.SyntheticCheckpoint;
+import io.kvcache.examples.gpu.ModelShape;
+import io.kvcache.examples.gpu.Precision;
 import io.kvcache.examples.serving.CpuServingPlatform;
+import io.kvcache.examples.serving.GpuServingPlatform;
 import io.kvcache.examples.serving.RunResult;
 import io.kvcache.examples.serving.ServingEngine;
 import io.kvcache.examples.serving.ServingPlatform;
 import io.kvcache.examples.serving.ServingRequest;
 import io.kvcache.examples.serving.SessionRunner;
 import io.kvcache.examples.serving.Workload;
+import io.kvcache.nativ.cuda.Cuda;
+import io.kvcache.nativ.cuda.CudaContext;
 import io.kvcache.tiers.disk.MappedFileTier;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -83,11 +88,13 @@ public final class ServingBenchmark {
      * @param prefillTokensPerSecond the engine's prefill rate, measured before the configurations
      * @param costModel              links host and disk to device against that rate
      * @param runs                   per configuration run, in order
-     * @param tokenDifference        null when every configuration generated the same tokens, else where they first differ
+     * @param tokenDifference        null when every compared turn generated the same tokens, else where they first differ
+     * @param tokenScope             null when every turn of every configuration was compared; else which were, and
+     *                               how far the others agree (a platform whose floats depend on the prefill split)
      */
     public record Outcome(String commandLine, String platform, KvLayout layout, Workload workload,
                           double prefillTokensPerSecond, CostModel costModel, List<CostModel.Link> links,
-                          List<ConfigRun> runs, String tokenDifference) {
+                          List<ConfigRun> runs, String tokenDifference, String tokenScope) {
     }
 
     /** Held so the level set on it is not lost when the logger is collected. */
@@ -106,8 +113,7 @@ public final class ServingBenchmark {
                 System.out.println(ServingOptions.USAGE);
                 rc = 0;
             } else {
-                Checkpoint cp = o.model == null ? SyntheticCheckpoint.createDefault() : Checkpoint.read(o.model);
-                try (ServingPlatform platform = new CpuServingPlatform(cp, o.blockTokens)) {
+                try (ServingPlatform platform = platform(o)) {
                     Outcome out = run(o, platform, System.out, System.err);
                     writeReports(o, out);
                     rc = out.tokenDifference() == null ? 0 : 1;
@@ -121,6 +127,28 @@ public final class ServingBenchmark {
             rc = 1;
         }
         System.exit(rc);
+    }
+
+    /** @return the platform {@code --platform} names, with its model */
+    static ServingPlatform platform(ServingOptions o) {
+        if (o.platform == ServingOptions.Platform.CPU) {
+            Checkpoint cp = o.model == null ? SyntheticCheckpoint.createDefault() : Checkpoint.read(o.model);
+            return new CpuServingPlatform(cp, o.blockTokens);
+        }
+        if (!Cuda.available() || Cuda.deviceCount() < 1) {
+            throw new IllegalArgumentException("--platform gpu: no CUDA device found (driver: "
+                    + (Cuda.available() ? "loaded, 0 devices" : "not loadable") + ")");
+        }
+        Workload w = o.workload();
+        int maxContext = w.maxContextTokens() + 1;
+        int rows = Math.min(o.maxPrefillRows, maxContext);
+        CudaContext ctx = CudaContext.device(0);
+        if (o.model != null) {
+            Precision p = "fp32".equals(o.precision) ? Precision.FP32 : Precision.BF16;
+            return GpuServingPlatform.of(ctx, Checkpoint.read(o.model), p, o.blockTokens, maxContext, w.concurrency(), rows);
+        }
+        ModelShape shape = ModelShape.named(o.shape == null ? "llama3-8b" : o.shape);
+        return GpuServingPlatform.synthetic(ctx, shape, o.blockTokens, maxContext, w.concurrency(), rows);
     }
 
     /** Writes {@code --markdown} and {@code --report} when given. */
@@ -189,8 +217,16 @@ public final class ServingBenchmark {
                         d, ByteSize.format(d * layout.blockBytes()), e);
             }
         }
-        String diff = firstDifference(w, runs);
-        Outcome result = new Outcome(o.commandLine, platform.name(), layout, w, rate, model, links, runs, diff);
+        String diff;
+        String scope = null;
+        if (platform.splitInvariant()) {
+            diff = firstDifference(w, runs);
+        } else {
+            TokenCheck check = TokenCheck.sameComputation(w, runs);
+            diff = check.difference();
+            scope = check.scope();
+        }
+        Outcome result = new Outcome(o.commandLine, platform.name(), layout, w, rate, model, links, runs, diff, scope);
         out.print(ServingReport.text(result));
         return result;
     }

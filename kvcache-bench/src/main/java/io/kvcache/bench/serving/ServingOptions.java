@@ -1,5 +1,6 @@
 package io.kvcache.bench.serving;
 
+import io.kvcache.examples.gpu.ModelShape;
 import io.kvcache.examples.serving.Workload;
 import java.nio.file.Path;
 import java.util.EnumSet;
@@ -13,7 +14,13 @@ import java.util.Set;
 public final class ServingOptions {
     static final String USAGE = """
             usage: ServingBenchmark [options]
-              --model PATH            llama2.c checkpoint (default: the embedded synthetic model)
+              --platform cpu|gpu      the CPU engine (default) or the GPU engine on CUDA device 0 with a
+                                      CUDA device tier, a pinned host tier and batched CUDA copies
+              --model PATH            llama2.c checkpoint (default: the embedded synthetic model on the cpu,
+                                      synthetic weights of --shape on the gpu)
+              --shape NAME            gpu: synthetic bf16 weights of llama3-8b (default) or llama3-70b-slice:N
+              --precision bf16|fp32   gpu with --model: the engine's number format (default bf16)
+              --max-prefill-rows N    gpu: most prompt positions of one forward pass (default 16384)
               --users N               conversations (default: 32)
               --rounds N              rounds per conversation (default: 6)
               --system-tokens N       shared system prompt (default: 64)
@@ -35,10 +42,17 @@ public final class ServingOptions {
               --no-progress           no progress bar
               --help                  this text""";
 
-    private static final Set<String> VALUE_FLAGS = Set.of("--model", "--users", "--rounds", "--system-tokens",
+    private static final Set<String> VALUE_FLAGS = Set.of("--platform", "--shape", "--precision", "--max-prefill-rows", "--model", "--users", "--rounds", "--system-tokens",
             "--context-tokens", "--question-tokens", "--answer-tokens", "--concurrency", "--arrival-rate", "--seed", "--block-tokens",
             "--device-blocks", "--host-blocks", "--disk-blocks", "--disk-dir", "--configs", "--markdown", "--report");
 
+    /** Where the engine runs. */
+    enum Platform { CPU, GPU }
+
+    Platform platform = Platform.CPU;
+    String shape;
+    String precision;
+    int maxPrefillRows = 16384;
     Path model;
     int users = 32;
     int rounds = 6;
@@ -89,6 +103,20 @@ public final class ServingOptions {
             switch (flag) {
                 case "--help", "-h" -> o.help = true;
                 case "--no-progress" -> o.progress = false;
+                case "--platform" -> o.platform = switch (value.trim().toLowerCase(Locale.ROOT)) {
+                    case "cpu" -> Platform.CPU;
+                    case "gpu" -> Platform.GPU;
+                    default -> throw new IllegalArgumentException("--platform expects cpu or gpu; got '" + value + "'");
+                };
+                case "--shape" -> o.shape = value.trim();
+                case "--precision" -> {
+                    String v = value.trim().toLowerCase(Locale.ROOT);
+                    if (!v.equals("bf16") && !v.equals("fp32")) {
+                        throw new IllegalArgumentException("--precision expects bf16 or fp32; got '" + value + "'");
+                    }
+                    o.precision = v;
+                }
+                case "--max-prefill-rows" -> o.maxPrefillRows = intIn(flag, value, 1, 1 << 20);
                 case "--model" -> o.model = Path.of(value);
                 case "--users" -> o.users = intIn(flag, value, 1, 1 << 20);
                 case "--rounds" -> o.rounds = intIn(flag, value, 1, 1 << 16);
@@ -112,7 +140,30 @@ public final class ServingOptions {
                         : "unexpected argument '" + flag + "' (--help lists the options)");
             }
         }
+        o.checkPlatform();
         return o;
+    }
+
+    /** Refuses flags of the other platform, and a shape together with a checkpoint. */
+    private void checkPlatform() {
+        if (platform == Platform.CPU) {
+            if (shape != null) {
+                throw new IllegalArgumentException("--shape needs --platform gpu (the cpu engine runs a checkpoint)");
+            }
+            if (precision != null) {
+                throw new IllegalArgumentException("--precision needs --platform gpu (the cpu engine runs fp32)");
+            }
+            return;
+        }
+        if (shape != null && model != null) {
+            throw new IllegalArgumentException("--shape and --model both given: synthetic weights of a shape, or a checkpoint");
+        }
+        if (precision != null && model == null) {
+            throw new IllegalArgumentException("--precision needs --model: synthetic weights of a shape are bf16");
+        }
+        if (shape != null) {
+            ModelShape.named(shape);   // an unknown name fails here, before any device is touched
+        }
     }
 
     /** @return the workload the options describe */

@@ -136,6 +136,10 @@ final class ServingReport {
     }
 
     static String tokenLine(ServingBenchmark.Outcome o) {
+        if (o.tokenScope() != null) {
+            return (o.tokenDifference() == null ? "tokens: the same answer tokens on every compared turn (greedy): yes. "
+                    : "tokens: DIFFERENT: " + o.tokenDifference() + ". ") + o.tokenScope();
+        }
         return o.tokenDifference() == null
                 ? "tokens: every configuration generated the same answer tokens for every turn (greedy): yes"
                 : "tokens: DIFFERENT: " + o.tokenDifference();
@@ -147,7 +151,9 @@ final class ServingReport {
         List<ServingMetrics> m = metrics(o);
         StringBuilder sb = new StringBuilder();
         sb.append("# Multi-turn serving benchmark: ").append(o.platform()).append("\n\n");
-        sb.append("Command (from the repository root):\n\n```\nkvcache-bench/serving-bench.sh ").append(o.commandLine())
+        sb.append("Run ").append(java.time.ZonedDateTime.now(java.time.ZoneOffset.UTC).withNano(0)
+                .format(java.time.format.DateTimeFormatter.ISO_OFFSET_DATE_TIME)).append(". Command (from the repository root, or "
+                + "serving-bench.sh of the GPU bundle):\n\n```\nkvcache-bench/serving-bench.sh ").append(o.commandLine())
                 .append("\n```\n\n");
         sb.append(String.format(Locale.ROOT, "Workload: %d users x %d rounds, a shared system prompt of %d tokens, then %d tokens "
                         + "of the user's own context in the first round, per round a question of %d and an answer of %d "

@@ -90,6 +90,48 @@ class ServingBenchmarkTest {
         assertTrue(e.getMessage().contains("--arrival-rate"), e.getMessage());
     }
 
+    @Test
+    void gpuFlagsAreCheckedBeforeAnyDeviceIsTouched() {
+        ServingOptions o = ServingOptions.parse("--platform", "gpu", "--shape", "llama3-70b-slice:8", "--max-prefill-rows", "4096");
+        assertEquals(ServingOptions.Platform.GPU, o.platform);
+        assertEquals("llama3-70b-slice:8", o.shape);
+        assertEquals(4096, o.maxPrefillRows);
+        assertEquals(ServingOptions.Platform.CPU, ServingOptions.parse().platform);
+        String[][] bad = {
+                {"--platform", "tpu"}, {"--platform=tpu"},
+                {"--shape", "llama3-8b"},
+                {"--precision", "fp32"},
+                {"--platform", "gpu", "--shape", "gpt-9"},
+                {"--platform", "gpu", "--precision", "fp32"},
+                {"--platform", "gpu", "--precision", "fp16", "--model", "m.bin"},
+                {"--platform", "gpu", "--shape", "llama3-8b", "--model", "m.bin"},
+        };
+        String[] named = {"--platform", "--platform", "--shape needs --platform gpu", "--precision needs --platform gpu",
+                "unknown model shape 'gpt-9'", "--precision needs --model", "--precision expects bf16 or fp32",
+                "--shape and --model"};
+        for (int i = 0; i < bad.length; i++) {
+            String[] args = bad[i];
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ServingOptions.parse(args));
+            assertTrue(e.getMessage().contains(named[i]), String.join(" ", args) + ": " + e.getMessage());
+        }
+    }
+
+    @Test
+    void gpuPlatformWithoutADeviceIsAUsageError() {
+        org.junit.jupiter.api.Assumptions.assumeFalse(gpuPresent(), "a CUDA device is present");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> ServingBenchmark.platform(ServingOptions.parse("--platform", "gpu")));
+        assertTrue(e.getMessage().contains("no CUDA device"), e.getMessage());
+    }
+
+    private static boolean gpuPresent() {
+        try {
+            return io.kvcache.nativ.cuda.Cuda.available() && io.kvcache.nativ.cuda.Cuda.deviceCount() > 0;
+        } catch (RuntimeException | LinkageError e) {
+            return false;
+        }
+    }
+
     private ServingBenchmark.Outcome run(Checkpoint cp, String... args) throws Exception {
         String[] all = Stream.concat(Arrays.stream(args), Stream.of("--disk-dir", tmp.toString())).toArray(String[]::new);
         ServingOptions o = ServingOptions.parse(all);
