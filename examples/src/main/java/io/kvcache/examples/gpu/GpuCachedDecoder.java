@@ -125,7 +125,8 @@ public final class GpuCachedDecoder {
                 try (ResidencyHandle h = cache.ensureResident(seq, 0, blocks)) {
                     h.await();
                     restore = System.nanoTime() - t0;
-                    next = engine.prefill(prompt, cached, prompt.length - cached, cached, h.blockTable(), LayerGate.NONE);
+                    next = engine.prefill(prompt, cached, prompt.length - cached, cached, h.blockTable(),
+                            LayerGate.NONE);
                 }
             }
             long t1 = System.nanoTime();

@@ -30,7 +30,7 @@ import org.junit.jupiter.api.Test;
  * within a stated tolerance of fp32, top-1 agreement), prefill in one pass against token-by-token
  * decode, the tensor-core prefill against the split attention kernel on a synthetic head-size-128
  * model, and the same tokens whether the prompt's K/V is computed or restored from pinned host
- * memory.
+ * memory, whole blocks before the prefill or layer by layer under it.
  */
 @Tag("gpu")
 class GpuEngineGpuTest {
@@ -221,6 +221,51 @@ class GpuEngineGpuTest {
             assertArrayEquals(Arrays.copyOfRange(stream, prompt, prompt + newTokens), first.generated());
             System.out.printf("restored %d cached prompt tokens from pinned host memory (%d promotions): same %d tokens%n",
                     restored.cachedTokens(), stats.promotions() - promotionsBefore, newTokens);
+        }
+    }
+
+    /**
+     * A returning session restored layer by layer: its prompt's blocks pushed down to pinned host
+     * memory by another tenant, then made resident with {@link GpuCachedDecoder.Residency#PER_LAYER}
+     * (partial device slots, one CUDA batch per layer) while the prefill of the new prompt tokens
+     * runs each layer as it lands; then decode, which adopts the partial slots. The tokens are
+     * those computed with everything resident, and the CPU reference's.
+     */
+    @Test
+    void promptRestoredLayerByLayerWhileThePrefillRunsGivesTheSameTokens() {
+        Precision p = Precision.FP32;
+        KvLayout layout = layout(p);
+        int parked = 128;
+        int prompt = parked + 40;
+        int newTokens = 64;
+        int blocks = (prompt + newTokens + BT - 1) / BT;
+        try (GpuWeights w = GpuWeights.of(ctx, kernels, cp, p);
+             GpuLlamaEngine engine = new GpuLlamaEngine(w, kernels, blas, layout, 512, 4, blocks + 2);
+             KvCacheManager cache = KvCacheManager.builder(layout).modelId("stories260K")
+                     .tier(CudaDeviceTier.allocate("device", ctx, layout.blockBytes(), blocks + 2))
+                     .tier(PinnedHostTier.builder(layout, 8L * blocks * layout.blockBytes()).context(ctx).build())
+                     .transferEngine(CudaTransferEngine.create(ctx)).build()) {
+            GpuCachedDecoder dec = new GpuCachedDecoder(engine, cache);
+            int[] promptTokens = Arrays.copyOf(stream, prompt);
+            GpuCachedDecoder.Result resident = dec.run(new byte[] {9}, promptTokens, newTokens, true);
+            // the session's first turn, then another tenant's request pushes it down to host memory
+            dec.run(new byte[] {1}, Arrays.copyOf(stream, parked), 1, false);
+            dec.run(new byte[] {2}, promptTokens, newTokens, false);
+            long promotedBefore = cache.stats().bytesPromoted();
+            GpuCachedDecoder.Result restored = dec.run(new byte[] {1}, promptTokens, newTokens, true,
+                    GpuCachedDecoder.Residency.PER_LAYER);
+            long promoted = cache.stats().bytesPromoted() - promotedBefore;
+            assertEquals(parked, restored.cachedTokens(), "the parked turn's blocks found in the cache");
+            // the device tier holds 2 blocks beyond the other tenant's request: at most 2 parked blocks stay there
+            assertTrue(promoted >= (long) (parked / BT - 2) * layout.blockBytes(),
+                    "the parked blocks came back from host memory: " + promoted + " bytes");
+            assertArrayEquals(resident.generated(), restored.generated(), "per-layer restore gives the resident tokens");
+            assertArrayEquals(Arrays.copyOfRange(stream, prompt, prompt + newTokens), restored.generated());
+            double rel = relative(restored.logits(), cpuLogits, prompt - 1);
+            assertTrue(rel < 1e-4, "logits within 1e-4 relative of the CPU: " + rel);
+            System.out.printf("restored %d parked tokens layer by layer (%d bytes from pinned host) under a prefill of"
+                    + " %d: same %d tokens, logits within %.3g relative%n", restored.cachedTokens(), promoted,
+                    prompt - parked, newTokens, rel);
         }
     }
 }
