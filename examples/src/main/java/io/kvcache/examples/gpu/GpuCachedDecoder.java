@@ -16,7 +16,8 @@ import java.util.Objects;
  * With {@link Residency#PER_LAYER} the prompt's blocks are made resident layer by layer
  * ({@link KvCacheManager#ensureResident(Sequence, int, int, int, int)} over every layer) and the
  * prefill's layer {@code l} starts as soon as layer {@code l} of the cached prefix has landed
- * ({@link LayerGate#perLayer}), so a restore from a lower tier overlaps the new tokens' compute.
+ * ({@link LayerGate#onDevice}: the launch stream waits for that layer's CUDA batches), so a
+ * restore from a lower tier overlaps the new tokens' compute.
  * Each step pins the whole sequence, so a sequence must fit the device tier (no windowing over
  * the tiers as the CPU demo engine does). A lost block is not recovered here: its
  * {@link io.kvcache.core.BlockLostException} reaches the caller.
@@ -48,9 +49,12 @@ public final class GpuCachedDecoder {
         WHOLE,
         /**
          * Every layer as its own copy; the prefill's layer {@code l} waits for layer {@code l} only,
-         * so the restore of later layers overlaps the compute of earlier ones.
+         * so the restore of later layers overlaps the compute of earlier ones. The wait is on the
+         * device where the copies are CUDA batches ({@link LayerGate#onDevice}), else on the host.
          */
-        PER_LAYER
+        PER_LAYER,
+        /** {@link #PER_LAYER} with every wait on the host ({@link LayerGate#perLayer}). */
+        PER_LAYER_HOST_WAIT
     }
 
     /**
@@ -115,11 +119,14 @@ public final class GpuCachedDecoder {
             int next;
             long restore;
             int blocks = (prompt.length - 1) / bt + 1;
-            if (residency == Residency.PER_LAYER) {
+            if (residency != Residency.WHOLE) {
                 try (ResidencyHandle h = cache.ensureResident(seq, 0, blocks, 0, cache.layout().layers())) {
                     restore = System.nanoTime() - t0;
-                    next = engine.prefill(prompt, cached, prompt.length - cached, cached, h.blockTable(),
-                            LayerGate.perLayer(List.of(h)));
+                    LayerGate gate = residency == Residency.PER_LAYER ? LayerGate.onDevice(List.of(h), engine.stream())
+                            : LayerGate.perLayer(List.of(h));
+                    next = engine.prefill(prompt, cached, prompt.length - cached, cached, h.blockTable(), gate);
+                    // a copy waited for on the device reports a failure only here: never sample from it
+                    h.await();
                 }
             } else {
                 try (ResidencyHandle h = cache.ensureResident(seq, 0, blocks)) {

@@ -31,12 +31,17 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.function.Function;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * The per-layer gate without a GPU: a session's sealed blocks pushed down to a host tier, then
  * made resident layer by layer through a cache with a simulated device tier and the built-in
- * copy engine, each layer's copy started only when the test releases it: the gate holds layer
+ * copy engine, each layer's copy started only when the test releases it: the gate (waiting on the
+ * host, or the device gate falling back to the host for batches that are not CUDA ones) holds layer
  * {@code l} back until its copy is released and has landed, and then it is in place in every
  * block, byte for byte.
  */
@@ -110,8 +115,17 @@ class LayerGateTest {
         }
     }
 
-    @Test
-    void eachLayerTheGateLetsThroughIsInPlaceInEveryBlock() throws Exception {
+    /** The host-waiting gate, and the device-waiting one falling back to host waits for CPU copies. */
+    static List<Arguments> gates() {
+        Function<ResidencyHandle, LayerGate> host = h -> LayerGate.perLayer(List.of(h));
+        Function<ResidencyHandle, LayerGate> device = h -> LayerGate.onDevice(List.of(h), 0L);
+        return List.of(Arguments.of("perLayer", host), Arguments.of("onDevice", device));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("gates")
+    void eachLayerTheGateLetsThroughIsInPlaceInEveryBlock(String name, Function<ResidencyHandle, LayerGate> gateOf)
+            throws Exception {
         ReleasedLayers engine = new ReleasedLayers();
         try (KvCacheManager cache = cache(engine); Arena a = Arena.ofConfined()) {
             Sequence session = written(cache, 1, SESSION);
@@ -123,7 +137,7 @@ class LayerGateTest {
             MemorySegment got = a.allocate(LAYOUT.layerBytes());
             ExecutorService engineThread = Executors.newSingleThreadExecutor();
             try (ResidencyHandle h = cache.ensureResident(session, 0, SESSION, 0, LAYOUT.layers())) {
-                LayerGate gate = LayerGate.perLayer(List.of(h));
+                LayerGate gate = gateOf.apply(h);
                 for (int l = 0; l < LAYOUT.layers(); l++) {
                     int layer = l;
                     assertFalse(h.layerReady(l).isDone(), "layer " + l + " is held back");

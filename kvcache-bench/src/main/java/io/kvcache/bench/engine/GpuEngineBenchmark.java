@@ -41,7 +41,7 @@ import java.util.Random;
  *       bound (K/V bytes / measured pinned host-to-device bandwidth);</li>
  *   <li>a returning session's turn: N tokens parked in the pinned host tier, then Q new tokens;
  *       time to the first new token with the restore overlapping the prefill layer by layer
- *       ({@link GpuCachedDecoder.Residency#PER_LAYER}), with restore then compute
+ *       ({@link GpuCachedDecoder.Residency#PER_LAYER}, and with host waits), with restore then compute
  *       ({@link GpuCachedDecoder.Residency#WHOLE}), and with all N + Q tokens recomputed.</li>
  * </ul>
  * Wall-clock times around synchronous calls, median of the repetitions after a warm-up.
@@ -121,7 +121,8 @@ public final class GpuEngineBenchmark {
             line("");
             long t0 = System.nanoTime();
             KvLayout layout = new KvLayout(shape.layers(), shape.kvHeads(), shape.headSize(), Precision.BF16.kvType(), BT);
-            int maxPrefill = Math.max(Math.max(max(prefill), max(restore) + 1), overlap.length == 0 ? 0 : max(overlap) + turn);
+            int maxTurn = overlap.length == 0 ? 0 : max(overlap) + turn;
+            int maxPrefill = Math.max(Math.max(max(prefill), max(restore) + 1), maxTurn);
             int maxSeqs = Math.max(1, max(batches));
             int maxRows = Math.max(Math.min(maxPrefill, 32768), maxSeqs);
             int perSeq = context / BT + 1;
@@ -252,8 +253,9 @@ public final class GpuEngineBenchmark {
         line("");
         line("Per N: two tenants' sessions of N + 1 tokens take turns in a device tier that holds one, so each run");
         line("finds its N cached tokens pushed down to pinned host memory by the other; restore = ensureResident of");
-        line("the prompt's blocks until resident (whole blocks, no per-layer overlap yet); recompute = prefill of the");
-        line("N + 1 tokens when nothing is cached. Link bound = N tokens' K/V / pinned host-to-device bandwidth.");
+        line("the prompt's blocks until resident (whole blocks; the turn below is restored layer by layer);");
+        line("recompute = prefill of the N + 1 tokens when nothing is cached. Link bound = N tokens' K/V / pinned");
+        line("host-to-device bandwidth.");
         line("");
         line("| N | recompute ms | restore ms | restored from host | restore / recompute | link bound / recompute |");
         line("|---:|---:|---:|---:|---:|---:|");
@@ -304,15 +306,18 @@ public final class GpuEngineBenchmark {
         line("Per N: tenant A's N tokens are pushed down to the pinned host tier by tenant B's N (a device tier that");
         line("holds one session; copies settled before each turn), then A's turn of %d new tokens is timed to its", q);
         line("first new token: **overlap** = ensureResident of every layer (partial device slots, one CUDA batch per");
-        line("layer) with the prefill's layer l waiting for layer l (LayerGate.perLayer, a host wait per layer);");
+        line("layer) with the prefill's layer l waiting for layer l's batch on the device (LayerGate.onDevice,");
+        line("cuStreamWaitEvent); **overlap, host waits** = the same with the host awaiting each layer");
+        line("(LayerGate.perLayer);");
         line("**no overlap** = whole blocks awaited, then the prefill (its parts: restore, compute); **recompute** =");
         line("prefill of all N + %d tokens, nothing cached. Ideal overlap = max(restore, compute) of the no-overlap", q);
         line("turn. Link bound = N tokens' K/V / pinned host-to-device bandwidth. Median of %d turns after one warm-up.",
                 reps);
         line("");
-        line("| N | recompute ms | no overlap ms (restore + compute) | overlap ms | overlap / no overlap |"
-                + " overlap / recompute | no overlap / recompute | overlap / ideal | link bound ms | MB restored |");
-        line("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        line("| N | recompute ms | no overlap ms (restore + compute) | overlap ms | overlap, host waits ms |"
+                + " overlap / no overlap | overlap / recompute | no overlap / recompute | overlap / ideal |"
+                + " link bound ms | MB restored |");
+        line("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         ModelShape s = engine.shape();
         for (int n : sizes) {
             int blocks = (n + q) / BT + 1;
@@ -326,6 +331,7 @@ public final class GpuEngineBenchmark {
                 byte[] a = {1};
                 dec.run(a, prefix, 1, false);
                 double[] over = new double[reps];
+                double[] overHost = new double[reps];
                 double[] whole = new double[reps];
                 double[] wholeRestore = new double[reps];
                 double[] wholeCompute = new double[reps];
@@ -337,10 +343,13 @@ public final class GpuEngineBenchmark {
                     GpuCachedDecoder.Result o = turnOnce(dec, cache, a, prefix, q, s.vocab(), rnd,
                             GpuCachedDecoder.Residency.PER_LAYER);
                     restoredBytes = cache.stats().bytesPromoted() - before;
+                    GpuCachedDecoder.Result oh = turnOnce(dec, cache, a, prefix, q, s.vocab(), rnd,
+                            GpuCachedDecoder.Residency.PER_LAYER_HOST_WAIT);
                     GpuCachedDecoder.Result w = turnOnce(dec, cache, a, prefix, q, s.vocab(), rnd,
                             GpuCachedDecoder.Residency.WHOLE);
                     if (r >= 0) {
                         over[r] = (o.restoreNanos() + o.prefillNanos()) / 1e9;
+                        overHost[r] = (oh.restoreNanos() + oh.prefillNanos()) / 1e9;
                         whole[r] = (w.restoreNanos() + w.prefillNanos()) / 1e9;
                         wholeRestore[r] = w.restoreNanos() / 1e9;
                         wholeCompute[r] = w.prefillNanos() / 1e9;
@@ -349,8 +358,8 @@ public final class GpuEngineBenchmark {
                 // then the recomputes, whose sessions (N + Q tokens each, pushed down in turn) may
                 // evict A's parked tokens: each under a salt of its own, so nothing is cached
                 for (int r = -1; r < reps; r++) {
-                    GpuCachedDecoder.Result c = turnOnce(dec, cache, new byte[] {3, (byte) r}, prefix, q, s.vocab(), rnd,
-                            null);
+                    GpuCachedDecoder.Result c = turnOnce(dec, cache, new byte[] {3, (byte) r}, prefix, q, s.vocab(),
+                            rnd, null);
                     if (r >= 0) {
                         recompute[r] = (c.restoreNanos() + c.prefillNanos()) / 1e9;
                     }
@@ -360,9 +369,11 @@ public final class GpuEngineBenchmark {
                 double rc = median(recompute);
                 double ideal = Math.max(median(wholeRestore), median(wholeCompute));
                 double bound = (double) n * layout.bytesPerToken() / linkBw;
-                line("| %d | %.1f | %.1f (%.1f + %.1f) | %.1f | %.3f | %.3f (1/%.1f) | %.3f (1/%.1f) | %.3f | %.1f | %.0f |",
-                        n, rc * 1e3, wh * 1e3, median(wholeRestore) * 1e3, median(wholeCompute) * 1e3, ov * 1e3,
-                        ov / wh, ov / rc, rc / ov, wh / rc, rc / wh, ov / ideal, bound * 1e3, restoredBytes / 1e6);
+                double oh = median(overHost);
+                line("| %d | %.1f | %.1f (%.1f + %.1f) | %.1f | %.1f | %.3f | %.3f (1/%.1f) | %.3f (1/%.1f) | %.3f | %.1f"
+                        + " | %.0f |", n, rc * 1e3, wh * 1e3, median(wholeRestore) * 1e3, median(wholeCompute) * 1e3,
+                        ov * 1e3, oh * 1e3, ov / wh, ov / rc, rc / ov, wh / rc, rc / wh, ov / ideal, bound * 1e3,
+                        restoredBytes / 1e6);
             }
         }
         line("");
