@@ -16,6 +16,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.locks.ReentrantLock;
@@ -45,6 +46,8 @@ final class CopyDispatcher {
     /** Copies handed over and not yet settled; failed by a close that times out. */
     @GuardedBy("manager lock")
     private final Set<PlannedCopy> inFlight = new HashSet<>();
+    /** The copies in flight by their completion, for {@link #startOf}: read without the lock. */
+    private final Map<CompletableFuture<?>, PlannedCopy> byCompletion = new ConcurrentHashMap<>();
 
     CopyDispatcher(Tier[] tiers, List<TransferEngine> engines, ReentrantLock lock, SlotFences fences,
                    BlockRegistry registry, PersistentTiers persistent) {
@@ -78,6 +81,9 @@ final class CopyDispatcher {
                 deps[2 * i + 1] = group.get(i).dstFree;
             }
             inFlight.addAll(group);
+            for (PlannedCopy m : group) {
+                byCompletion.put(m.done, m);
+            }
             CompletableFuture.allOf(deps).handle((v, e) -> null).thenRunAsync(() -> runBatch(group), executor);
         }
     }
@@ -132,6 +138,9 @@ final class CopyDispatcher {
                 // an engine that copies only whole slots: the built-in engine copies the range
                 handle = cpuEngine.submit(batch);
             }
+            for (PlannedCopy m : ok) {
+                m.started.complete(handle);
+            }
             handle.completion().whenComplete((v, e) -> {
                 Throwable cause = e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
                 for (int i = 0; i < ok.size(); i++) {
@@ -162,6 +171,7 @@ final class CopyDispatcher {
             lock.unlock();
         }
         m.done.complete(null);
+        byCompletion.remove(m.done);
     }
 
     /** Frees the source slot of a settled promotion and unfreezes a copy-on-write source. */
@@ -206,7 +216,19 @@ final class CopyDispatcher {
             LOG.log(System.Logger.Level.WARNING, "copy of block " + m.block.id + " from tier '"
                     + tiers[m.srcTier].name() + "' to '" + tiers[m.dstTier].name() + "' failed; the block is a miss: " + e);
         }
+        m.started.complete(null);
         m.done.completeExceptionally(e);
+        byCompletion.remove(m.done);
+    }
+
+    /**
+     * @param completion a copy's {@link PlannedCopy#done}
+     * @return that copy's {@link PlannedCopy#started} while it is in flight; null for any other
+     *     future, or once the copy has settled
+     */
+    CompletableFuture<TransferHandle> startOf(CompletableFuture<?> completion) {
+        PlannedCopy m = byCompletion.get(completion);
+        return m == null ? null : m.started;
     }
 
     private TransferEngine engineFor(Tier src, Tier dst) {

@@ -10,6 +10,7 @@ import io.kvcache.core.stats.CacheStats;
 import io.kvcache.core.tier.PersistentTier;
 import io.kvcache.core.tier.Tier;
 import io.kvcache.core.transfer.TransferEngine;
+import io.kvcache.core.transfer.TransferHandle;
 import java.lang.foreign.MemorySegment;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -515,7 +516,7 @@ public final class KvCacheManager implements AutoCloseable {
             @SuppressWarnings("unchecked")
             CompletableFuture<Void>[] perLayer = new CompletableFuture[layout.layers()];
             java.util.Arrays.fill(perLayer, ready);
-            return handle(s, fromBlock, bs, 0, layout.layers(), perLayer, ready);
+            return handle(s, fromBlock, bs, 0, layout.layers(), perLayer, ready, null);
         } finally {
             lock.unlock();
         }
@@ -557,9 +558,9 @@ public final class KvCacheManager implements AutoCloseable {
         lock.lock();
         try {
             Block[] bs = pinRange(s, fromBlock, toBlock);
-            CompletableFuture<Void>[] perLayer;
+            List<CompletableFuture<?>>[] parts;
             try {
-                perLayer = planner.promoteLayers(bs, fromLayer, toLayer, evictWhole);
+                parts = planner.promoteLayers(bs, fromLayer, toLayer, evictWhole);
             } catch (OutOfCacheSpaceException e) {
                 unpin(bs);
                 if (!evictWhole) {
@@ -567,8 +568,13 @@ public final class KvCacheManager implements AutoCloseable {
                 }
                 throw e;
             }
+            @SuppressWarnings("unchecked")
+            CompletableFuture<Void>[] perLayer = new CompletableFuture[parts.length];
+            for (int l = 0; l < parts.length; l++) {
+                perLayer[l] = CompletableFuture.allOf(parts[l].toArray(CompletableFuture[]::new));
+            }
             CompletableFuture<Void> ready = perLayer.length == 1 ? perLayer[0] : CompletableFuture.allOf(perLayer);
-            return handle(s, fromBlock, bs, fromLayer, toLayer, perLayer, ready);
+            return handle(s, fromBlock, bs, fromLayer, toLayer, perLayer, ready, parts);
         } finally {
             lock.unlock();
         }
@@ -648,12 +654,23 @@ public final class KvCacheManager implements AutoCloseable {
 
     /** A handle over pinned, planned blocks; each block's top-tier slot is fixed while it is pinned. */
     private ResidencyHandle handle(Sequence s, int fromBlock, Block[] bs, int fromLayer, int toLayer,
-                                   CompletableFuture<Void>[] perLayer, CompletableFuture<Void> ready) {
+                                   CompletableFuture<Void>[] perLayer, CompletableFuture<Void> ready,
+                                   List<CompletableFuture<?>>[] layerParts) {
         int[] slots = new int[bs.length];
         for (int i = 0; i < bs.length; i++) {
             slots[i] = bs[i].tier == 0 ? bs[i].slot : bs[i].partialSlot;
         }
-        return new ResidencyHandle(this, s, fromBlock, bs, slots, fromLayer, toLayer, perLayer, ready, tiers[0]);
+        return new ResidencyHandle(this, s, fromBlock, bs, slots, fromLayer, toLayer, perLayer, ready, layerParts,
+                tiers[0]);
+    }
+
+    /**
+     * @return the start of the copy whose completion {@code part} is, completing with its transfer
+     *     handle once its batch is handed to an engine (null if it never is); null when {@code part}
+     *     is not a copy in flight
+     */
+    CompletableFuture<TransferHandle> transferOf(CompletableFuture<?> part) {
+        return dispatcher.startOf(part);
     }
 
     /**

@@ -1,5 +1,6 @@
 package io.kvcache.core;
 
+import io.kvcache.core.transfer.TransferHandle;
 import java.util.concurrent.CompletableFuture;
 
 /**
@@ -33,6 +34,11 @@ final class PlannedCopy {
     final CompletableFuture<?> dstFree;
     /** Completes when the bytes are in place (exceptionally when the copy failed). */
     final CompletableFuture<Void> done = new CompletableFuture<>();
+    /**
+     * Completes with the transfer handle of the batch that copies this once the batch is handed to
+     * its engine, or with null when the copy settles without one (it failed before that).
+     */
+    final CompletableFuture<TransferHandle> started = new CompletableFuture<>();
     /**
      * The dependency wave: above every earlier copy of the same transaction that writes this
      * copy's source or reads or writes its destination, so that batching copies by wave never

@@ -1,7 +1,11 @@
 package io.kvcache.core;
 
 import io.kvcache.core.tier.Tier;
+import io.kvcache.core.transfer.TransferHandle;
 import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 
@@ -32,13 +36,15 @@ public final class ResidencyHandle implements AutoCloseable {
     private final int toLayer;
     private final CompletableFuture<Void>[] layerReady;
     private final CompletableFuture<Void> ready;
+    /** Per layer of the range, the futures {@link #layerReady} is made of; null for a whole-block handle. */
+    private final List<CompletableFuture<?>>[] layerParts;
     private final Tier top;
     private final long layerBytes;
     boolean closed;
 
     ResidencyHandle(KvCacheManager manager, Sequence sequence, int fromBlock, Block[] blocks, int[] slots,
                     int fromLayer, int toLayer, CompletableFuture<Void>[] layerReady, CompletableFuture<Void> ready,
-                    Tier top) {
+                    List<CompletableFuture<?>>[] layerParts, Tier top) {
         this.manager = manager;
         this.sequence = sequence;
         this.fromBlock = fromBlock;
@@ -48,6 +54,7 @@ public final class ResidencyHandle implements AutoCloseable {
         this.toLayer = toLayer;
         this.layerReady = layerReady;
         this.ready = ready;
+        this.layerParts = layerParts;
         this.top = top;
         this.layerBytes = manager.layout().layerBytes();
     }
@@ -65,6 +72,43 @@ public final class ResidencyHandle implements AutoCloseable {
      */
     public CompletableFuture<Void> layerReady(int layer) {
         return layerReady[layerIndex(layer)];
+    }
+
+    /**
+     * The batches still bringing layer {@code layer} in, for an engine that waits for them on the
+     * device rather than on the host (on CUDA, a {@code CudaTransferHandle}'s event): one future per
+     * pending copy, completing with the handle of the batch that copies it once that batch is
+     * handed to its transfer engine (null if it never is: the copy failed first). Empty when the
+     * layer's readiness is not only such copies (a block made resident whole, a slot's fence); the
+     * engine then waits on {@link #layerReady}. A batch completing is not a copy settled: an engine
+     * that waits on the device checks {@link #layerReady} (or {@link #await()}) before it trusts
+     * what it computed, since a failed copy reports only there.
+     *
+     * @param layer a layer of the handle's range
+     * @return the copies' starts (an empty list when the layer is in place), or empty
+     * @throws LayerNotResidentException if the layer is outside the handle's range
+     */
+    public Optional<List<CompletableFuture<TransferHandle>>> layerTransfers(int layer) {
+        int i = layerIndex(layer);
+        if (layerReady[i].isDone()) {
+            return Optional.of(List.of());
+        }
+        if (layerParts == null) {
+            return Optional.empty();
+        }
+        List<CompletableFuture<TransferHandle>> out = new ArrayList<>();
+        for (CompletableFuture<?> part : layerParts[i]) {
+            if (part.isDone()) {
+                continue;
+            }
+            CompletableFuture<TransferHandle> started = manager.transferOf(part);
+            if (started == null) {
+                // not a copy, or one that settled meanwhile (then waiting on the host costs nothing)
+                return Optional.empty();
+            }
+            out.add(started);
+        }
+        return Optional.of(out);
     }
 
     /**

@@ -156,11 +156,12 @@ final class ResidencyPlanner {
      *
      * @param evictWhole whether room may be made by evicting blocks held whole in the top tier;
      *                   free and partial slots are always taken first
-     * @return per layer of the range, completes when that layer of every block is in place
+     * @return per layer of the range, what completes when that layer of every block is in place:
+     *     one future per block (a layer copy's {@link PlannedCopy#done} where the block gets that layer)
      * @throws OutOfCacheSpaceException when the top tier cannot make room; nothing changed (the
      *                                  caller unpins)
      */
-    CompletableFuture<Void>[] promoteLayers(Block[] bs, int fromLayer, int toLayer, boolean evictWhole) {
+    List<CompletableFuture<?>>[] promoteLayers(Block[] bs, int fromLayer, int toLayer, boolean evictWhole) {
         ResidencyTxn txn = begin();
         int n = toLayer - fromLayer;
         @SuppressWarnings("unchecked")
@@ -205,12 +206,7 @@ final class ResidencyPlanner {
             prefetch.used(bs[i].id);
         }
         txn.commit();
-        @SuppressWarnings("unchecked")
-        CompletableFuture<Void>[] out = new CompletableFuture[n];
-        for (int l = 0; l < n; l++) {
-            out[l] = CompletableFuture.allOf(perLayer[l].toArray(CompletableFuture[]::new));
-        }
-        return out;
+        return perLayer;
     }
 
     /** @return whether a block's partial slot holds (or is receiving) every layer of a range */

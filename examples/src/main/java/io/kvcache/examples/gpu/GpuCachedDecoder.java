@@ -6,12 +6,18 @@ import io.kvcache.core.Sequence;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Objects;
 
 /**
  * Runs greedy requests of the {@link GpuLlamaEngine} against a cache whose top tier is a CUDA
  * device tier: opens a sequence for the prompt (the cache says how many leading tokens it holds,
  * in any tier), pins the sequence's blocks in VRAM, prefills the rest of the prompt in one pass,
  * then decodes token by token, every position's K/V written by the kernels into the blocks' slots.
+ * With {@link Residency#PER_LAYER} the prompt's blocks are made resident layer by layer
+ * ({@link KvCacheManager#ensureResident(Sequence, int, int, int, int)} over every layer) and the
+ * prefill's layer {@code l} starts as soon as layer {@code l} of the cached prefix has landed
+ * ({@link LayerGate#onDevice}: the launch stream waits for that layer's CUDA batches), so a
+ * restore from a lower tier overlaps the new tokens' compute.
  * Each step pins the whole sequence, so a sequence must fit the device tier (no windowing over
  * the tiers as the CPU demo engine does). A lost block is not recovered here: its
  * {@link io.kvcache.core.BlockLostException} reaches the caller.
@@ -46,14 +52,31 @@ public final class GpuCachedDecoder {
         }
     }
 
+    /** How the prompt's cached blocks are made resident before its prefill. */
+    public enum Residency {
+        /** Whole blocks, awaited before the prefill's first layer: restore, then compute. */
+        WHOLE,
+        /**
+         * Every layer as its own copy; the prefill's layer {@code l} waits for layer {@code l} only,
+         * so the restore of later layers overlaps the compute of earlier ones. The wait is on the
+         * device where the copies are CUDA batches ({@link LayerGate#onDevice}), else on the host.
+         */
+        PER_LAYER,
+        /** {@link #PER_LAYER} with every wait on the host ({@link LayerGate#perLayer}). */
+        PER_LAYER_HOST_WAIT
+    }
+
     /**
      * What a request gave.
      *
      * @param generated     the sampled tokens
      * @param logits        the logits each token was sampled from, when kept
      * @param cachedTokens  prompt tokens the cache held (not recomputed)
-     * @param restoreNanos  time from pinning the prompt's blocks to their residency
-     * @param prefillNanos  time of the prefill pass over the uncached prompt tokens
+     * @param restoreNanos  time from pinning the prompt's blocks to their residency ({@link Residency#WHOLE}),
+     *                      or to the residency request's return ({@link Residency#PER_LAYER}: the copies
+     *                      then run during the prefill)
+     * @param prefillNanos  time of the prefill pass over the uncached prompt tokens, with its waits
+     *                      for layers still being copied in
      * @param decodeNanos   time of the decode steps
      */
     public record Result(int[] generated, List<float[]> logits, int cachedTokens, long restoreNanos, long prefillNanos,
@@ -67,7 +90,16 @@ public final class GpuCachedDecoder {
      * @param keepLogits whether to copy every step's logits back
      */
     public Result run(byte[] tenantSalt, int[] prompt, int newTokens, boolean keepLogits) {
-        return run(tenantSalt, prompt, newTokens, keepLogits, null);
+        return run(tenantSalt, prompt, newTokens, keepLogits, null, Residency.WHOLE);
+    }
+
+    /**
+     * {@link #run(byte[], int[], int, boolean)} with the prompt's blocks made resident as
+     * {@code residency} says: {@link Residency#PER_LAYER} restores a returning session's prefix
+     * from a lower tier while the prefill of its new tokens runs, layer by layer as each lands.
+     */
+    public Result run(byte[] tenantSalt, int[] prompt, int newTokens, boolean keepLogits, Residency residency) {
+        return run(tenantSalt, prompt, newTokens, keepLogits, null, Objects.requireNonNull(residency, "residency"));
     }
 
     /**
@@ -78,10 +110,11 @@ public final class GpuCachedDecoder {
      *     the greedy prediction (in {@link Result#generated()})
      */
     public Result score(byte[] tenantSalt, int[] tokens) {
-        return run(tenantSalt, new int[] {tokens[0]}, tokens.length, true, tokens);
+        return run(tenantSalt, new int[] {tokens[0]}, tokens.length, true, tokens, Residency.WHOLE);
     }
 
-    private Result run(byte[] tenantSalt, int[] prompt, int newTokens, boolean keepLogits, int[] forced) {
+    private Result run(byte[] tenantSalt, int[] prompt, int newTokens, boolean keepLogits, int[] forced,
+                       Residency residency) {
         if (prompt.length == 0 || newTokens < 1) {
             throw new IllegalArgumentException("prompt of " + prompt.length + " tokens, " + newTokens
                     + " new tokens: needs at least one of each");
@@ -94,10 +127,23 @@ public final class GpuCachedDecoder {
             long t0 = System.nanoTime();
             int next;
             long restore;
-            try (ResidencyHandle h = cache.ensureResident(seq, 0, (prompt.length - 1) / bt + 1)) {
-                h.await();
-                restore = System.nanoTime() - t0;
-                next = engine.prefill(prompt, cached, prompt.length - cached, cached, h.blockTable(), LayerGate.NONE);
+            int blocks = (prompt.length - 1) / bt + 1;
+            if (residency != Residency.WHOLE) {
+                try (ResidencyHandle h = cache.ensureResident(seq, 0, blocks, 0, cache.layout().layers())) {
+                    restore = System.nanoTime() - t0;
+                    LayerGate gate = residency == Residency.PER_LAYER ? LayerGate.onDevice(List.of(h), engine.stream())
+                            : LayerGate.perLayer(List.of(h));
+                    next = engine.prefill(prompt, cached, prompt.length - cached, cached, h.blockTable(), gate);
+                    // a copy waited for on the device reports a failure only here: never sample from it
+                    h.await();
+                }
+            } else {
+                try (ResidencyHandle h = cache.ensureResident(seq, 0, blocks)) {
+                    h.await();
+                    restore = System.nanoTime() - t0;
+                    next = engine.prefill(prompt, cached, prompt.length - cached, cached, h.blockTable(),
+                            LayerGate.NONE);
+                }
             }
             long t1 = System.nanoTime();
             seq.markWritten(prompt.length);

@@ -399,6 +399,14 @@ public final class GpuLlamaEngine implements AutoCloseable {
         context.check(cu.cuMemcpyHtoD_v2(dst, Pointer.nativeValue(src), bytes), "cuMemcpyHtoD");
     }
 
+    /**
+     * @return the {@code CUstream} every call launches on: 0, the context's legacy default stream
+     *     (what a {@link LayerGate} makes wait on the device)
+     */
+    public long stream() {
+        return 0L;
+    }
+
     /** Waits for every launched kernel. */
     public void synchronize() {
         context.check(cu.cuCtxSynchronize(), "cuCtxSynchronize");

@@ -30,7 +30,7 @@ import org.junit.jupiter.api.Test;
  * within a stated tolerance of fp32, top-1 agreement), prefill in one pass against token-by-token
  * decode, the tensor-core prefill against the split attention kernel on a synthetic head-size-128
  * model, and the same tokens whether the prompt's K/V is computed or restored from pinned host
- * memory.
+ * memory, whole blocks before the prefill or layer by layer under it.
  */
 @Tag("gpu")
 class GpuEngineGpuTest {
@@ -79,6 +79,14 @@ class GpuEngineGpuTest {
     private static KvCacheManager deviceOnly(KvLayout layout, int slots) {
         return KvCacheManager.builder(layout).modelId("stories260K")
                 .tier(CudaDeviceTier.allocate("device", ctx, layout.blockBytes(), slots)).build();
+    }
+
+    /** A device tier over pinned host memory, copies through the CUDA transfer engine. */
+    private static KvCacheManager deviceAndPinnedHost(KvLayout layout, int deviceSlots, int hostSlots) {
+        return KvCacheManager.builder(layout).modelId("stories260K")
+                .tier(CudaDeviceTier.allocate("device", ctx, layout.blockBytes(), deviceSlots))
+                .tier(PinnedHostTier.builder(layout, (long) hostSlots * layout.blockBytes()).context(ctx).build())
+                .transferEngine(CudaTransferEngine.create(ctx)).build();
     }
 
     /** largest |a - b| over the step, relative to the largest |b| of the step, worst step */
@@ -203,10 +211,7 @@ class GpuEngineGpuTest {
         int blocks = (prompt + newTokens + BT - 1) / BT;
         try (GpuWeights w = GpuWeights.of(ctx, kernels, cp, p);
              GpuLlamaEngine engine = new GpuLlamaEngine(w, kernels, blas, layout, 512, 4, blocks + 2);
-             KvCacheManager cache = KvCacheManager.builder(layout).modelId("stories260K")
-                     .tier(CudaDeviceTier.allocate("device", ctx, layout.blockBytes(), blocks + 2))
-                     .tier(PinnedHostTier.builder(layout, 8L * blocks * layout.blockBytes()).context(ctx).build())
-                     .transferEngine(CudaTransferEngine.create(ctx)).build()) {
+             KvCacheManager cache = deviceAndPinnedHost(layout, blocks + 2, 8 * blocks)) {
             GpuCachedDecoder dec = new GpuCachedDecoder(engine, cache);
             int[] promptTokens = Arrays.copyOf(stream, prompt);
             GpuCachedDecoder.Result first = dec.run(new byte[] {1}, promptTokens, newTokens, false);
@@ -221,6 +226,60 @@ class GpuEngineGpuTest {
             assertArrayEquals(Arrays.copyOfRange(stream, prompt, prompt + newTokens), first.generated());
             System.out.printf("restored %d cached prompt tokens from pinned host memory (%d promotions): same %d tokens%n",
                     restored.cachedTokens(), stats.promotions() - promotionsBefore, newTokens);
+        }
+    }
+
+    /**
+     * A returning session restored layer by layer: its prompt's blocks pushed down to pinned host
+     * memory by another tenant, then made resident layer by layer (partial device slots, one CUDA
+     * batch per layer) while the prefill of the new prompt tokens runs each layer as it lands, the
+     * launch stream waiting on each layer's event ({@link GpuCachedDecoder.Residency#PER_LAYER}) or
+     * the host on each layer ({@link GpuCachedDecoder.Residency#PER_LAYER_HOST_WAIT}); then decode,
+     * which adopts the partial slots. The tokens are those computed with everything resident, and
+     * the CPU reference's; the other tenant's blocks, demoted out of the slots the new K/V went
+     * into, give its tokens again.
+     */
+    @Test
+    void promptRestoredLayerByLayerWhileThePrefillRunsGivesTheSameTokens() {
+        Precision p = Precision.FP32;
+        KvLayout layout = layout(p);
+        int parked = 128;
+        int prompt = parked + 40;
+        int newTokens = 64;
+        int blocks = (prompt + newTokens + BT - 1) / BT;
+        try (GpuWeights w = GpuWeights.of(ctx, kernels, cp, p);
+             GpuLlamaEngine engine = new GpuLlamaEngine(w, kernels, blas, layout, 512, 4, blocks + 2);
+             KvCacheManager cache = deviceAndPinnedHost(layout, blocks + 2, 8 * blocks)) {
+            GpuCachedDecoder dec = new GpuCachedDecoder(engine, cache);
+            int[] promptTokens = Arrays.copyOf(stream, prompt);
+            GpuCachedDecoder.Result resident = dec.run(new byte[] {9}, promptTokens, newTokens, true);
+            GpuCachedDecoder.Residency[] ways = {GpuCachedDecoder.Residency.PER_LAYER,
+                GpuCachedDecoder.Residency.PER_LAYER_HOST_WAIT};
+            for (int i = 0; i < ways.length; i++) {
+                byte[] session = {1, (byte) i};
+                byte[] other = {2, (byte) i};
+                // the session's first turn, then another tenant's request pushes it down to host memory
+                dec.run(session, Arrays.copyOf(stream, parked), 1, false);
+                GpuCachedDecoder.Result otherFirst = dec.run(other, promptTokens, newTokens, false);
+                long promotedBefore = cache.stats().bytesPromoted();
+                GpuCachedDecoder.Result restored = dec.run(session, promptTokens, newTokens, true, ways[i]);
+                long promoted = cache.stats().bytesPromoted() - promotedBefore;
+                assertEquals(parked, restored.cachedTokens(), "the parked turn's blocks found in the cache");
+                // the device tier holds 2 blocks beyond the other tenant's request: at most 2 parked blocks stay there
+                assertTrue(promoted >= (long) (parked / BT - 2) * layout.blockBytes(),
+                        "the parked blocks came back from host memory: " + promoted + " bytes");
+                assertArrayEquals(resident.generated(), restored.generated(), ways[i] + " gives the resident tokens");
+                assertArrayEquals(Arrays.copyOfRange(stream, prompt, prompt + newTokens), restored.generated());
+                double rel = relative(restored.logits(), cpuLogits, prompt - 1);
+                assertTrue(rel < 1e-4, "logits within 1e-4 relative of the CPU: " + rel);
+                // the other tenant's blocks, demoted to make room while the new K/V was stored, are intact
+                GpuCachedDecoder.Result otherAgain = dec.run(other, promptTokens, newTokens, false);
+                assertTrue(otherAgain.cachedTokens() >= prompt - BT, "other found: " + otherAgain.cachedTokens());
+                assertArrayEquals(otherFirst.generated(), otherAgain.generated(), "the demoted blocks read back");
+                System.out.printf("%s: restored %d parked tokens layer by layer (%d bytes from pinned host) under a"
+                        + " prefill of %d: same %d tokens, logits within %.3g relative%n", ways[i],
+                        restored.cachedTokens(), promoted, prompt - parked, newTokens, rel);
+            }
         }
     }
 }

@@ -38,12 +38,18 @@ import java.util.Random;
  *       bound, (weight bytes + K/V bytes read per step) / measured device copy bandwidth;</li>
  *   <li>restore of an N-token session from the pinned host tier (through the cache: blocks pushed
  *       down by another tenant, then made resident again) against recomputing it, with the link's
- *       bound (K/V bytes / measured pinned host-to-device bandwidth).</li>
+ *       bound (K/V bytes / measured pinned host-to-device bandwidth);</li>
+ *   <li>a returning session's turn: N tokens parked in the pinned host tier, then Q new tokens;
+ *       time to the first new token with the restore overlapping the prefill layer by layer
+ *       ({@link GpuCachedDecoder.Residency#PER_LAYER}, and with host waits), with restore then compute
+ *       ({@link GpuCachedDecoder.Residency#WHOLE}), and with all N + Q tokens recomputed.</li>
  * </ul>
  * Wall-clock times around synchronous calls, median of the repetitions after a warm-up.
  *
  * <p>Usage: {@code GpuEngineBenchmark [--shape llama3-8b] [--prefill 1024,4096,16384] [--batches 1,32]
- * [--context 1024] [--restore 1024,4096,16384] [--reps 3] [--out results.md]}
+ * [--context 1024] [--restore 1024,4096,16384] [--overlap 4096,16384] [--turn 256] [--reps 3]
+ * [--out results.md]}; an empty list ({@code --prefill ''}) skips that part, so
+ * {@code --prefill '' --batches '' --restore '' --overlap 4096,16384} runs only the turn.
  */
 public final class GpuEngineBenchmark {
     private static final int BT = 16;
@@ -58,6 +64,8 @@ public final class GpuEngineBenchmark {
         int[] batches = {1, 32};
         int context = 1024;
         int[] restore = {1024, 4096, 16384};
+        int[] overlap = {4096, 16384};
+        int turn = 256;
         int reps = 3;
         Path out = null;
         for (int i = 0; i < args.length; i++) {
@@ -67,13 +75,19 @@ public final class GpuEngineBenchmark {
                 case "--batches" -> batches = ints(args[++i]);
                 case "--context" -> context = Integer.parseInt(args[++i]);
                 case "--restore" -> restore = ints(args[++i]);
+                case "--overlap" -> overlap = ints(args[++i]);
+                case "--turn" -> turn = Integer.parseInt(args[++i]);
                 case "--reps" -> reps = Integer.parseInt(args[++i]);
                 case "--out" -> out = Path.of(args[++i]);
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
+        if (turn < 1) {
+            throw new IllegalArgumentException("--turn " + turn + ": a turn has at least one new token");
+        }
         GpuEngineBenchmark b = new GpuEngineBenchmark();
-        b.run(ModelShape.named(shapeName), prefill, batches, context, restore, reps, String.join(" ", args));
+        b.run(ModelShape.named(shapeName), prefill, batches, context, restore, overlap, turn, reps,
+                String.join(" ", args));
         if (out != null) {
             Files.writeString(out, b.md.toString());
         }
@@ -90,8 +104,8 @@ public final class GpuEngineBenchmark {
         md.append(s).append('\n');
     }
 
-    private void run(ModelShape shape, int[] prefill, int[] batches, int context, int[] restore, int reps,
-                     String argLine) {
+    private void run(ModelShape shape, int[] prefill, int[] batches, int context, int[] restore, int[] overlap,
+                     int turn, int reps, String argLine) {
         line("# GPU engine: %s, bf16", shape.name());
         line("");
         line("%s, %s. Command: `GpuEngineBenchmark %s`",
@@ -107,7 +121,8 @@ public final class GpuEngineBenchmark {
             line("");
             long t0 = System.nanoTime();
             KvLayout layout = new KvLayout(shape.layers(), shape.kvHeads(), shape.headSize(), Precision.BF16.kvType(), BT);
-            int maxPrefill = Math.max(max(prefill), max(restore) + 1);
+            int maxTurn = overlap.length == 0 ? 0 : max(overlap) + turn;
+            int maxPrefill = Math.max(Math.max(max(prefill), max(restore) + 1), maxTurn);
             int maxSeqs = Math.max(1, max(batches));
             int maxRows = Math.max(Math.min(maxPrefill, 32768), maxSeqs);
             int perSeq = context / BT + 1;
@@ -125,6 +140,7 @@ public final class GpuEngineBenchmark {
                     decode(engine, tier, batches, context, copyBw, reps);
                 }
                 restore(engine, layout, restore, linkBw, reps);
+                turn(engine, layout, overlap, turn, linkBw, reps);
             }
         }
     }
@@ -237,8 +253,9 @@ public final class GpuEngineBenchmark {
         line("");
         line("Per N: two tenants' sessions of N + 1 tokens take turns in a device tier that holds one, so each run");
         line("finds its N cached tokens pushed down to pinned host memory by the other; restore = ensureResident of");
-        line("the prompt's blocks until resident (whole blocks, no per-layer overlap yet); recompute = prefill of the");
-        line("N + 1 tokens when nothing is cached. Link bound = N tokens' K/V / pinned host-to-device bandwidth.");
+        line("the prompt's blocks until resident (whole blocks; the turn below is restored layer by layer);");
+        line("recompute = prefill of the N + 1 tokens when nothing is cached. Link bound = N tokens' K/V / pinned");
+        line("host-to-device bandwidth.");
         line("");
         line("| N | recompute ms | restore ms | restored from host | restore / recompute | link bound / recompute |");
         line("|---:|---:|---:|---:|---:|---:|");
@@ -273,6 +290,120 @@ public final class GpuEngineBenchmark {
             }
         }
         line("");
+    }
+
+    /**
+     * A returning session's turn: N tokens of tenant A parked in pinned host memory (pushed down by
+     * tenant B's N tokens in a device tier that holds one session), then A's turn of Q new tokens,
+     * timed to its first new token three ways. A fresh suffix each turn, so only the N are cached.
+     */
+    private void turn(GpuLlamaEngine engine, KvLayout layout, int[] sizes, int q, double linkBw, int reps) {
+        if (sizes.length == 0) {
+            return;
+        }
+        line("## A returning session's turn: N tokens parked in pinned host memory, then %d new tokens", q);
+        line("");
+        line("Per N: tenant A's N tokens are pushed down to the pinned host tier by tenant B's N (a device tier that");
+        line("holds one session; copies settled before each turn), then A's turn of %d new tokens is timed to its", q);
+        line("first new token: **overlap** = ensureResident of every layer (partial device slots, one CUDA batch per");
+        line("layer) with the prefill's layer l waiting for layer l's batch on the device (LayerGate.onDevice,");
+        line("cuStreamWaitEvent); **overlap, host waits** = the same with the host awaiting each layer");
+        line("(LayerGate.perLayer);");
+        line("**no overlap** = whole blocks awaited, then the prefill (its parts: restore, compute); **recompute** =");
+        line("prefill of all N + %d tokens, nothing cached. Ideal overlap = max(restore, compute) of the no-overlap", q);
+        line("turn. Link bound = N tokens' K/V / pinned host-to-device bandwidth. Median of %d turns after one warm-up.",
+                reps);
+        line("");
+        line("| N | recompute ms | no overlap ms (restore + compute) | overlap ms | overlap, host waits ms |"
+                + " overlap / no overlap | overlap / recompute | no overlap / recompute | overlap / ideal |"
+                + " link bound ms | MB restored |");
+        line("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        ModelShape s = engine.shape();
+        for (int n : sizes) {
+            int blocks = (n + q) / BT + 1;
+            Random rnd = new Random(30 + n);
+            int[] prefix = rnd.ints(n, 0, s.vocab()).toArray();
+            try (KvCacheManager cache = KvCacheManager.builder(layout).modelId(s.name())
+                    .tier(CudaDeviceTier.allocate("device", ctx, layout.blockBytes(), blocks + 2))
+                    .tier(PinnedHostTier.builder(layout, 3L * blocks * layout.blockBytes()).context(ctx).build())
+                    .transferEngine(CudaTransferEngine.builder(ctx).calibrate(layout.blockBytes()).build()).build()) {
+                GpuCachedDecoder dec = new GpuCachedDecoder(engine, cache);
+                byte[] a = {1};
+                dec.run(a, prefix, 1, false);
+                double[] over = new double[reps];
+                double[] overHost = new double[reps];
+                double[] whole = new double[reps];
+                double[] wholeRestore = new double[reps];
+                double[] wholeCompute = new double[reps];
+                double[] recompute = new double[reps];
+                long restoredBytes = 0;
+                // A's turns first, overlap and no overlap alternating, after one warm-up of each
+                for (int r = -1; r < reps; r++) {
+                    long before = cache.stats().bytesPromoted();
+                    GpuCachedDecoder.Result o = turnOnce(dec, cache, a, prefix, q, s.vocab(), rnd,
+                            GpuCachedDecoder.Residency.PER_LAYER);
+                    restoredBytes = cache.stats().bytesPromoted() - before;
+                    GpuCachedDecoder.Result oh = turnOnce(dec, cache, a, prefix, q, s.vocab(), rnd,
+                            GpuCachedDecoder.Residency.PER_LAYER_HOST_WAIT);
+                    GpuCachedDecoder.Result w = turnOnce(dec, cache, a, prefix, q, s.vocab(), rnd,
+                            GpuCachedDecoder.Residency.WHOLE);
+                    if (r >= 0) {
+                        over[r] = (o.restoreNanos() + o.prefillNanos()) / 1e9;
+                        overHost[r] = (oh.restoreNanos() + oh.prefillNanos()) / 1e9;
+                        whole[r] = (w.restoreNanos() + w.prefillNanos()) / 1e9;
+                        wholeRestore[r] = w.restoreNanos() / 1e9;
+                        wholeCompute[r] = w.prefillNanos() / 1e9;
+                    }
+                }
+                // then the recomputes, whose sessions (N + Q tokens each, pushed down in turn) may
+                // evict A's parked tokens: each under a salt of its own, so nothing is cached
+                for (int r = -1; r < reps; r++) {
+                    GpuCachedDecoder.Result c = turnOnce(dec, cache, new byte[] {3, (byte) r}, prefix, q, s.vocab(),
+                            rnd, null);
+                    if (r >= 0) {
+                        recompute[r] = (c.restoreNanos() + c.prefillNanos()) / 1e9;
+                    }
+                }
+                double ov = median(over);
+                double wh = median(whole);
+                double rc = median(recompute);
+                double ideal = Math.max(median(wholeRestore), median(wholeCompute));
+                double bound = (double) n * layout.bytesPerToken() / linkBw;
+                double oh = median(overHost);
+                line("| %d | %.1f | %.1f (%.1f + %.1f) | %.1f | %.1f | %.3f | %.3f (1/%.1f) | %.3f (1/%.1f) | %.3f | %.1f"
+                        + " | %.0f |", n, rc * 1e3, wh * 1e3, median(wholeRestore) * 1e3, median(wholeCompute) * 1e3,
+                        ov * 1e3, oh * 1e3, ov / wh, ov / rc, rc / ov, wh / rc, rc / wh, ov / ideal, bound * 1e3,
+                        restoredBytes / 1e6);
+            }
+        }
+        line("");
+    }
+
+    /**
+     * Tenant B's N tokens push tenant A's down (copies settled), then a turn of {@code q} fresh
+     * tokens after {@code prefix} under {@code salt}: A's with {@code residency}, or a recompute
+     * under a salt nothing is cached for ({@code residency} null).
+     */
+    private static GpuCachedDecoder.Result turnOnce(GpuCachedDecoder dec, KvCacheManager cache, byte[] salt,
+                                                    int[] prefix, int q, int vocab, Random rnd,
+                                                    GpuCachedDecoder.Residency residency) {
+        int n = prefix.length;
+        dec.run(new byte[] {2}, prefix, 1, false);
+        if (!cache.awaitIdle(java.time.Duration.ofSeconds(120))) {
+            throw new IllegalStateException("copies did not settle before the turn");
+        }
+        int[] prompt = Arrays.copyOf(prefix, n + q);
+        for (int i = n; i < n + q; i++) {
+            prompt[i] = rnd.nextInt(vocab);
+        }
+        GpuCachedDecoder.Result res = residency == null ? dec.run(salt, prompt, 1, false)
+                : dec.run(salt, prompt, 1, false, residency);
+        int want = residency == null ? 0 : n / BT * BT;
+        if (res.cachedTokens() != want) {
+            throw new IllegalStateException("a turn after " + n + " tokens found " + res.cachedTokens()
+                    + " cached, not " + want);
+        }
+        return res;
     }
 
     private double deviceCopyBandwidth(long bytes) {

@@ -3,6 +3,7 @@ package io.kvcache.tiers.manager;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -27,6 +28,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.time.Duration;
 import java.util.List;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -37,7 +39,7 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Residency by layer range: only the layer slices a request lacks move, each layer completes on
- * its own, a handle refuses every access outside its layers, a partial slot is dropped without
+ * its own and names the batch still copying it, a handle refuses every access outside its layers, a partial slot is dropped without
  * moving bytes, and {@link LayerWindows} streams a context larger than the top tier with each
  * layer slice moving at most once per sweep; nothing stays pinned or allocated afterwards.
  */
@@ -224,16 +226,25 @@ class LayerResidencyTest {
         }
     }
 
-    @Test
-    void eachLayerCompletesWhenItsOwnSlicesLand() throws Exception {
-        LayerGate engine = new LayerGate();
+    /**
+     * An 8-block sequence written through a 4-block top tier (blocks 0 and 1 pushed down to the
+     * host), then the engine holding every layer slice but layer 0's until {@code hold} completes.
+     */
+    private Sequence pushedDownWithLayersHeld(LayerGate engine, CompletableFuture<Void> hold) {
         build(4, engine);
         Sequence s = written(8);
         assertEquals(1, tierOf(s, 0));
         assertEquals(1, tierOf(s, 1));
-        CompletableFuture<Void> hold = new CompletableFuture<>();
         engine.hold = hold;
         engine.batches.clear();
+        return s;
+    }
+
+    @Test
+    void eachLayerCompletesWhenItsOwnSlicesLand() throws Exception {
+        LayerGate engine = new LayerGate();
+        CompletableFuture<Void> hold = new CompletableFuture<>();
+        Sequence s = pushedDownWithLayersHeld(engine, hold);
         ResidencyHandle h = manager.ensureResident(s, 0, 2, 0, 4);
         try {
             h.layerReady(0).get(30, TimeUnit.SECONDS);
@@ -255,6 +266,33 @@ class LayerResidencyTest {
                 assertEquals(0, b.offset() % LAYOUT.layerBytes());
                 assertEquals(2, b.moves().size(), "a batch carries its layer of both blocks");
             }
+        } finally {
+            hold.complete(null);
+            h.close();
+        }
+    }
+
+    @Test
+    void layerTransfersNameTheBatchStillCopyingALayerUntilItLands() throws Exception {
+        LayerGate engine = new LayerGate();
+        CompletableFuture<Void> hold = new CompletableFuture<>();
+        Sequence s = pushedDownWithLayersHeld(engine, hold);
+        ResidencyHandle h = manager.ensureResident(s, 0, 2, 0, 4);
+        try {
+            h.layerReady(0).get(30, TimeUnit.SECONDS);
+            assertEquals(Optional.of(List.of()), h.layerTransfers(0), "a layer in place waits for nothing");
+            List<CompletableFuture<TransferHandle>> layer1 = h.layerTransfers(1).orElseThrow();
+            assertEquals(2, layer1.size(), "one copy per block");
+            TransferHandle batch = layer1.get(0).get(30, TimeUnit.SECONDS);
+            assertSame(batch, layer1.get(1).get(30, TimeUnit.SECONDS), "both blocks' layer 1 travel in one batch");
+            assertEquals(2 * LAYOUT.layerBytes(), batch.bytes());
+            assertFalse(batch.completion().isDone(), "the engine holds the batch");
+            assertFalse(h.layerReady(1).isDone());
+            hold.complete(null);
+            batch.completion().get(30, TimeUnit.SECONDS);
+            h.awaitLayer(1);
+            assertEquals(Optional.of(List.of()), h.layerTransfers(1));
+            assertThrows(LayerNotResidentException.class, () -> h.layerTransfers(4));
         } finally {
             hold.complete(null);
             h.close();
