@@ -189,9 +189,10 @@ public final class LayerwiseBenchmark {
     private long transferBoundNanos(int blocks, int reps) {
         try (Tier host = hostTier("bound-host", blocks); Tier dev = deviceTier("bound-device", blocks);
              TransferEngine e = engine()) {
+            // slots are allocated as the manager would: the CUDA engine refuses copies of free slots
             List<BlockMove> moves = new ArrayList<>(blocks);
             for (int i = 0; i < blocks; i++) {
-                moves.add(new BlockMove(i, i));
+                moves.add(new BlockMove(host.allocate(), dev.allocate()));
             }
             TransferBatch batch = new TransferBatch(host, dev, moves);
             long[] t = new long[reps + 1];
