@@ -360,6 +360,15 @@ public final class LongContextDemo {
             } else if (withDisk && persistentDisk) {
                 out.println("restart reuse run again with the same --disk-dir: the next run sends this run's last request first");
             }
+            if (remote instanceof io.kvcache.redis.RedisTier redis) {
+                io.kvcache.redis.RedisTierStats r = redis.stats();
+                out.printf(Locale.ROOT, "redis tier    %d lookups (%d served from Redis, %d from local slots, %d misses), %d published;"
+                        + " %d read round trips (%d MGETs of prefix chains)%n", r.lookups(), r.remoteHits(), r.localHits(),
+                        r.misses(), r.publishes(), r.roundTrips(), r.prefetches());
+                out.printf(Locale.ROOT, "              presence cache answered %d of %d presence questions without a round trip"
+                        + " (hit rate %.1f%%); %d invalid values, %d errors%n", r.presenceHits(),
+                        r.presenceHits() + r.presenceMisses(), 100 * r.presenceHitRate(), r.invalidValues(), r.errors());
+            }
             if (followUp != null) {
                 String diff = followUp.firstDifference(cold);
                 out.printf(Locale.ROOT, "prefix reuse  a follow-up request (%d-token prompt: the decode's first %d tokens + 1 new)%n",
