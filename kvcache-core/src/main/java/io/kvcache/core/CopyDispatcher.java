@@ -9,6 +9,9 @@ import io.kvcache.core.transfer.TransferEngine;
 import io.kvcache.core.transfer.TransferFailedException;
 import io.kvcache.core.transfer.TransferHandle;
 import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Comparator;
+import java.util.IdentityHashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -69,23 +72,62 @@ final class CopyDispatcher {
             return;
         }
         // one batch per wave, tier pair and byte range: a layer-slice copy's batch is that layer's
-        Map<List<Long>, List<PlannedCopy>> groups = new LinkedHashMap<>();
-        copies.stream()
-                .sorted((a, b) -> Integer.compare(a.wave, b.wave))
-                .forEach(m -> groups.computeIfAbsent(List.of(((long) m.wave << 32) | ((long) m.srcTier << 16)
-                        | m.dstTier, m.offset, m.length), k -> new ArrayList<>()).add(m));
+        List<PlannedCopy> byWave = new ArrayList<>(copies);
+        byWave.sort(Comparator.comparingInt(m -> m.wave));
+        Map<BatchKey, List<PlannedCopy>> groups = new LinkedHashMap<>();
+        for (PlannedCopy m : byWave) {
+            groups.computeIfAbsent(new BatchKey(m.wave, m.srcTier, m.dstTier, m.offset, m.length),
+                    k -> new ArrayList<>()).add(m);
+        }
+        // Batches waiting for the same inputs start together, in the order planned, from one
+        // callback: a future's dependents run newest first, so batches triggered one by one by
+        // the same completion would start in reverse (a layer-by-layer restore last layer first).
+        Set<CompletableFuture<?>> pendingDeps = null;
+        List<List<PlannedCopy>> together = null;
         for (List<PlannedCopy> group : groups.values()) {
-            CompletableFuture<?>[] deps = new CompletableFuture<?>[group.size() * 2];
-            for (int i = 0; i < group.size(); i++) {
-                deps[2 * i] = group.get(i).srcReady;
-                deps[2 * i + 1] = group.get(i).dstFree;
+            // what the batch waits for, each future once (a block's layer copies share theirs),
+            // leaving out what is already complete
+            Set<CompletableFuture<?>> deps = Collections.newSetFromMap(new IdentityHashMap<>());
+            for (PlannedCopy m : group) {
+                if (!m.srcReady.isDone()) {
+                    deps.add(m.srcReady);
+                }
+                if (!m.dstFree.isDone()) {
+                    deps.add(m.dstFree);
+                }
             }
             inFlight.addAll(group);
             for (PlannedCopy m : group) {
                 byCompletion.put(m.done, m);
             }
-            CompletableFuture.allOf(deps).handle((v, e) -> null).thenRunAsync(() -> runBatch(group), executor);
+            if (together != null && deps.equals(pendingDeps)) {
+                together.add(group);
+                continue;
+            }
+            if (together != null) {
+                startWhenReady(pendingDeps, together);
+            }
+            pendingDeps = deps;
+            together = new ArrayList<>();
+            together.add(group);
         }
+        startWhenReady(pendingDeps, together);
+    }
+
+    /** Starts the batches, in order, once every input is complete (failed inputs included: each copy checks its own). */
+    private void startWhenReady(Set<CompletableFuture<?>> deps, List<List<PlannedCopy>> batches) {
+        Runnable start = () -> {
+            for (List<PlannedCopy> group : batches) {
+                runBatch(group);
+            }
+        };
+        CompletableFuture<?> inputs = deps.isEmpty() ? Block.DONE
+                : CompletableFuture.allOf(deps.toArray(CompletableFuture<?>[]::new)).handle((v, e) -> null);
+        inputs.thenRunAsync(start, executor);
+    }
+
+    /** Copies that may share a batch: the same wave, tier pair and byte range of each slot. */
+    private record BatchKey(int wave, int srcTier, int dstTier, long offset, long length) {
     }
 
     /** Starts one batch; whatever goes wrong fails its copies, so that none is left in flight unseen. */
@@ -111,7 +153,7 @@ final class CopyDispatcher {
                 fail(m, new TierFailedException("source bytes of block " + m.source.id + " were lost"));
             } else if (src.failed()) {
                 fail(m, new TierFailedException("tier '" + src.name() + "' has failed"));
-            } else if (!persistent.verify(m.srcTier, m.srcSlot)) {
+            } else if (!sourceTrusted(m)) {
                 fail(m, new TierFailedException("block " + m.source.id + " failed its checksum in tier '"
                         + src.name() + "'"));
             } else {
@@ -143,15 +185,17 @@ final class CopyDispatcher {
             }
             handle.completion().whenComplete((v, e) -> {
                 Throwable cause = e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
+                List<PlannedCopy> copied = new ArrayList<>(ok.size());
                 for (int i = 0; i < ok.size(); i++) {
                     PlannedCopy m = ok.get(i);
                     // an engine that names its failed moves fails only those
                     if (cause != null && (!(cause instanceof TransferFailedException tf) || tf.failed(i))) {
                         fail(m, cause);
                     } else {
-                        finish(m);
+                        copied.add(m);
                     }
                 }
+                finish(copied);
             });
         } catch (RuntimeException e) {
             for (PlannedCopy m : ok) {
@@ -160,18 +204,40 @@ final class CopyDispatcher {
         }
     }
 
-    private void finish(PlannedCopy m) {
+    /**
+     * @return whether a copy's source bytes may be read: a persistent tier's checksum must hold,
+     *     checked once for all the layer copies of one block planned together
+     */
+    private boolean sourceTrusted(PlannedCopy m) {
+        if (!persistent.isPersistent(m.srcTier)) {
+            return true;
+        }
+        return m.run == null ? persistent.verify(m.srcTier, m.srcSlot)
+                : m.run.sourceTrusted(() -> persistent.verify(m.srcTier, m.srcSlot));
+    }
+
+    /** Settles the copies of a batch that succeeded, under one hold of the manager lock. */
+    private void finish(List<PlannedCopy> copied) {
+        if (copied.isEmpty()) {
+            return;
+        }
         lock.lock();
         try {
-            // publish only while the block still lives in the slot the copy filled
-            persistent.publishCopied(m);
-            settleLocked(m);
-            inFlight.remove(m);
+            for (PlannedCopy m : copied) {
+                // publish only while the block still lives in the slot the copy filled
+                persistent.publishCopied(m);
+                settleLocked(m);
+                inFlight.remove(m);
+            }
         } finally {
             lock.unlock();
         }
-        m.done.complete(null);
-        byCompletion.remove(m.done);
+        for (PlannedCopy m : copied) {
+            if (m.done.complete(null) && m.run != null) {
+                m.run.copySettled();
+            }
+            byCompletion.remove(m.done);
+        }
     }
 
     /** Frees the source slot of a settled promotion and unfreezes a copy-on-write source. */
@@ -199,8 +265,10 @@ final class CopyDispatcher {
                 registry.markLost(m.block, m.srcTier);
             }
             if (m.layerSlice()) {
-                if (m.block.partialLayers != null && m.block.partialLayers[m.layer] == m.done) {
-                    m.block.partialLayers[m.layer] = null;
+                for (int l = m.layer; l < m.layer + m.layerCount; l++) {
+                    if (m.block.partialLayers != null && m.block.partialLayers[l] == m.done) {
+                        m.block.partialLayers[l] = null;
+                    }
                 }
                 if (m.block.registered && m.block.tier == m.srcTier && m.block.slot == m.srcSlot) {
                     // the slot read holds the block's only whole bytes: nobody can vouch for them now
@@ -217,7 +285,9 @@ final class CopyDispatcher {
                     + tiers[m.srcTier].name() + "' to '" + tiers[m.dstTier].name() + "' failed; the block is a miss: " + e);
         }
         m.started.complete(null);
-        m.done.completeExceptionally(e);
+        if (m.done.completeExceptionally(e) && m.run != null) {
+            m.run.copySettled();
+        }
         byCompletion.remove(m.done);
     }
 

@@ -112,9 +112,19 @@ public final class KvCacheManager implements AutoCloseable {
         this.dispatcher = new CopyDispatcher(tiers, b.engines, lock, fences, registry, persistent);
         this.sequences = new SequenceTable(this, layout, modelId, b.costModel, policy, registry, persistent, counters);
         this.planner = new ResidencyPlanner(tiers, fences, lowerCopies, registry, persistent, prefetch, counters,
-                policy, dispatcher, sequences, b.prefetchLookahead, partial, layout.layers());
+                policy, dispatcher, sequences, b.prefetchLookahead, partial, layout.layers(),
+                layersPerCopy(layout, b.layerCopyBytes));
         this.access = new HandleAccess(tiers, layout, lock, closeGuard, fences, registry, persistent, this::checkOpen);
         persistent.start();
+    }
+
+    /** Bytes a layer-range request copies together at least, by default: see {@link Builder#layerCopyBytes}. */
+    public static final long DEFAULT_LAYER_COPY_BYTES = 256L << 10;
+
+    /** @return the layers one copy of a layer-range request brings at most: enough for {@code bytes} */
+    static int layersPerCopy(KvLayout layout, long bytes) {
+        long per = (bytes + layout.layerBytes() - 1) / layout.layerBytes();
+        return (int) Math.max(1, Math.min(layout.layers(), per));
     }
 
     /**
@@ -138,6 +148,7 @@ public final class KvCacheManager implements AutoCloseable {
         private Duration closeTimeout = Duration.ofSeconds(30);
         private PersistPolicy persistPolicy = PersistPolicy.WRITE_THROUGH;
         private int persistQueueBlocks = 4096;
+        private long layerCopyBytes = DEFAULT_LAYER_COPY_BYTES;
 
         private Builder(KvLayout layout) {
             this.layout = Objects.requireNonNull(layout, "layout");
@@ -214,6 +225,25 @@ public final class KvCacheManager implements AutoCloseable {
                 throw new IllegalArgumentException("write-through queue must hold at least one block, was " + blocks);
             }
             this.persistQueueBlocks = blocks;
+            return this;
+        }
+
+        /**
+         * @param bytes how many bytes of a block one copy brings, at least, when a request for a
+         *              range of layers ({@link KvCacheManager#ensureResident(Sequence, int, int, int, int)})
+         *              copies several of its layers: consecutive layers are copied together, in
+         *              aligned groups of {@code ceil(bytes / layer bytes)} layers, as one byte range
+         *              of each slot. Each group is one batch, so an engine overlapping compute with
+         *              the restore waits for a group rather than a layer, while the copies are fewer
+         *              and larger (a transfer engine's cost per copy, a link's rate for small
+         *              copies). A request for single layers copies single layers whatever this is.
+         *              Default {@value #DEFAULT_LAYER_COPY_BYTES} (256 KiB); positive.
+         */
+        public Builder layerCopyBytes(long bytes) {
+            if (bytes <= 0) {
+                throw new IllegalArgumentException("bytes per layer copy must be positive, was " + bytes);
+            }
+            this.layerCopyBytes = bytes;
             return this;
         }
 

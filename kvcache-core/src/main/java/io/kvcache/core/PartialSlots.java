@@ -46,6 +46,11 @@ final class PartialSlots {
      * transaction (its layers are dropped, no bytes move), or -1 when none.
      */
     int reclaim(ResidencyTxn txn) {
+        // within a transaction no partial slot becomes reclaimable: pins only grow, and slots
+        // attached now belong to its own blocks. So once none is found, none will be.
+        if (txn.partialSlotsExhausted) {
+            return -1;
+        }
         for (Block b : held) {
             if (b.pins == 0 && b.txnId != txn.id) {
                 int slot = take(txn, b);
@@ -53,6 +58,7 @@ final class PartialSlots {
                 return slot;
             }
         }
+        txn.partialSlotsExhausted = true;
         return -1;
     }
 

@@ -20,10 +20,12 @@ final class PlannedCopy {
     /** True for a copy-on-write copy (the source stays where it is), false for a move. */
     final boolean copyOnWrite;
     /**
-     * The layer a layer-slice copy brings into a partial slot (the source stays where it is, the
+     * The first layer a layer-slice copy brings into a partial slot (the source stays where it is, the
      * block's residency does not change), or -1 for a copy of the whole slot.
      */
     final int layer;
+    /** Layers a layer-slice copy brings, from {@link #layer} on (consecutive in the slot); 0 for a whole slot. */
+    final int layerCount;
     /** First byte of each slot copied: 0 for a whole slot. */
     final long offset;
     /** Bytes copied from {@link #offset}: the slot size for a whole slot. */
@@ -45,6 +47,8 @@ final class PlannedCopy {
      * makes a batch wait on itself.
      */
     final int wave;
+    /** The layer copies of one block planned together, for a layer-slice copy; null otherwise. */
+    final LayerRun run;
     /** Set at commit: the source slot is freed when the copy settles, before {@link #done} completes. */
     @GuardedBy("manager lock")
     boolean freeSourceWhenSettled;
@@ -56,8 +60,8 @@ final class PlannedCopy {
     Block releaseWhenSettled;
 
     PlannedCopy(Block block, Block source, int srcTier, int srcSlot, int dstTier, int dstSlot, boolean copyOnWrite,
-                CompletableFuture<?> srcReady, CompletableFuture<?> dstFree, int wave, int layer, long offset,
-                long length) {
+                CompletableFuture<?> srcReady, CompletableFuture<?> dstFree, int wave, int layer, int layerCount,
+                long offset, long length, LayerRun run) {
         this.block = block;
         this.source = source;
         this.srcTier = srcTier;
@@ -69,11 +73,13 @@ final class PlannedCopy {
         this.dstFree = dstFree;
         this.wave = wave;
         this.layer = layer;
+        this.layerCount = layerCount;
         this.offset = offset;
         this.length = length;
+        this.run = run;
     }
 
-    /** @return whether this copy brings one layer slice into a partial slot */
+    /** @return whether this copy brings layer slices into a partial slot */
     boolean layerSlice() {
         return layer >= 0;
     }

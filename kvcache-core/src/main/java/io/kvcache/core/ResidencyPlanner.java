@@ -30,13 +30,15 @@ final class ResidencyPlanner {
     private final int prefetchLookahead;
     private final PartialSlots partial;
     private final int layers;
+    private final int layersPerCopy;
     private long nextTxnId;
 
     ResidencyPlanner(Tier[] tiers, SlotFences fences, LowerCopies lowerCopies, BlockRegistry registry,
                      PersistentTiers persistent, PrefetchTracker prefetch, CacheCounters counters,
                      EvictionPolicy policy, CopyDispatcher dispatcher, SequenceTable sequences, int prefetchLookahead,
-                     PartialSlots partial, int layers) {
+                     PartialSlots partial, int layers, int layersPerCopy) {
         this.tiers = tiers;
+        this.layersPerCopy = layersPerCopy;
         this.partial = partial;
         this.layers = layers;
         this.fences = fences;
@@ -54,7 +56,7 @@ final class ResidencyPlanner {
     private ResidencyTxn begin() {
         long slotBytes = tiers[0].slotBytes();
         return new ResidencyTxn(nextTxnId++, tiers.length, fences, policy, lowerCopies, counters, dispatcher,
-                slotBytes, slotBytes / layers);
+                slotBytes, slotBytes / layers, layersPerCopy);
     }
 
     /**

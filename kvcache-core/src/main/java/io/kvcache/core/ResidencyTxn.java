@@ -32,6 +32,8 @@ final class ResidencyTxn {
     private final List<Runnable> onCommit = new ArrayList<>();
     /** Per tier: set once the tier proved unable to make room in this transaction. */
     final boolean[] exhausted;
+    /** Set once the top tier had no partial slot to reclaim in this transaction. */
+    boolean partialSlotsExhausted;
     private final Long2LongHashMap readWave = new Long2LongHashMap(-1);
     private final Long2LongHashMap writeWave = new Long2LongHashMap(-1);
     private final Long2ObjectHashMap<PlannedCopy> copyOf = new Long2ObjectHashMap<>();
@@ -42,10 +44,14 @@ final class ResidencyTxn {
 
     private final long slotBytes;
     private final long layerBytes;
+    /** Most consecutive layers of a block one layer-slice copy brings (an aligned group). */
+    private final int layersPerCopy;
 
     ResidencyTxn(long id, int tiers, SlotFences fences, EvictionPolicy policy, LowerCopies lowerCopies,
-                 CacheCounters counters, CopyDispatcher dispatcher, long slotBytes, long layerBytes) {
+                 CacheCounters counters, CopyDispatcher dispatcher, long slotBytes, long layerBytes,
+                 int layersPerCopy) {
         this.id = id;
+        this.layersPerCopy = layersPerCopy;
         this.slotBytes = slotBytes;
         this.layerBytes = layerBytes;
         this.exhausted = new boolean[tiers];
@@ -169,16 +175,34 @@ final class ResidencyTxn {
         CompletableFuture<Void>[] prevLayers = b.partialLayers.clone();
         List<CompletableFuture<Void>> out = new ArrayList<>(layers.length);
         List<PlannedCopy> mine = new ArrayList<>(layers.length);
-        for (int l : layers) {
+        // consecutive layers of one aligned group of layersPerCopy go as one copy (one range of
+        // the slot), so that every block's copy of a group lands in the same batch
+        int runs = 0;
+        for (int i = 0; i < layers.length; i++) {
+            if (i == 0 || !sameRun(layers[i - 1], layers[i])) {
+                runs++;
+            }
+        }
+        // the slots are in use until every run's copy has settled: one fence entry for all of them
+        LayerRun run = new LayerRun(runs);
+        fences.addUse(srcTier, srcSlot, run.settled);
+        fences.addUse(0, dstSlot, run.settled);
+        for (int i = 0; i < layers.length; ) {
+            int first = layers[i];
+            int j = i + 1;
+            while (j < layers.length && sameRun(layers[j - 1], layers[j])) {
+                j++;
+            }
+            int count = j - i;
             PlannedCopy m = new PlannedCopy(b, b, srcTier, srcSlot, 0, dstSlot, false, b.dataReady, prevDstFree, wave,
-                    l, l * layerBytes, layerBytes);
-            CompletableFuture<Void> settled = m.done.handle((v, e) -> null);
-            fences.addUse(srcTier, srcSlot, settled);
-            fences.addUse(0, dstSlot, settled);
-            b.partialLayers[l] = m.done;
+                    first, count, first * layerBytes, count * layerBytes, run);
+            for (int k = i; k < j; k++) {
+                b.partialLayers[layers[k]] = m.done;
+                out.add(m.done);
+            }
             copies.add(m);
             mine.add(m);
-            out.add(m.done);
+            i = j;
         }
         CompletableFuture<Void>[] layersNow = b.partialLayers;
         undo.add(() -> {
@@ -190,6 +214,11 @@ final class ResidencyTxn {
             }
         });
         return out;
+    }
+
+    /** @return whether layer {@code b} follows layer {@code a} within one group of {@link #layersPerCopy} */
+    private boolean sameRun(int a, int b) {
+        return b == a + 1 && a / layersPerCopy == b / layersPerCopy;
     }
 
     /**
@@ -227,7 +256,7 @@ final class ResidencyTxn {
         CompletableFuture<?> prevSrcFree = fences.get(srcTier, srcSlot);
         CompletableFuture<?> prevDstFree = fences.get(dstTier, dstSlot);
         PlannedCopy m = new PlannedCopy(b, source, srcTier, srcSlot, dstTier, dstSlot, copyOnWrite, source.dataReady,
-                prevDstFree, wave, -1, 0, slotBytes);
+                prevDstFree, wave, -1, 0, 0, slotBytes, null);
         // the slot read and the slot written are busy until the copy settles
         CompletableFuture<Void> settled = m.done.handle((v, e) -> null);
         fences.addUse(srcTier, srcSlot, settled);

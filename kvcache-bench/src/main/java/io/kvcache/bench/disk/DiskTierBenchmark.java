@@ -81,7 +81,7 @@ public final class DiskTierBenchmark {
     }
 
     /** Drops a file's clean pages from the page cache, so that the next read comes from the device. */
-    static void evictFromPageCache(Path file) {
+    public static void evictFromPageCache(Path file) {
         int fd;
         try {
             fd = LibC.INSTANCE.open(file.toString(), LibC.O_RDONLY | LibC.O_CLOEXEC);

@@ -3,6 +3,7 @@ package io.kvcache.bench.engine;
 import com.sun.jna.Pointer;
 import io.kvcache.core.KvCacheManager;
 import io.kvcache.core.layout.KvLayout;
+import io.kvcache.core.tier.Tier;
 import io.kvcache.examples.gpu.Cublas;
 import io.kvcache.examples.gpu.EngineKernels;
 import io.kvcache.examples.gpu.GpuCachedDecoder;
@@ -42,13 +43,16 @@ import java.util.Random;
  *   <li>a returning session's turn: N tokens parked in the pinned host tier, then Q new tokens;
  *       time to the first new token with the restore overlapping the prefill layer by layer
  *       ({@link GpuCachedDecoder.Residency#PER_LAYER}, and with host waits), with restore then compute
- *       ({@link GpuCachedDecoder.Residency#WHOLE}), and with all N + Q tokens recomputed.</li>
+ *       ({@link GpuCachedDecoder.Residency#WHOLE}), and with all N + Q tokens recomputed;</li>
+ *   <li>a restart ({@code --disk-restore}): an N-token session written through to a disk tier by
+ *       one cache, served by a new cache on the same directory, with the data file cold (dropped
+ *       from the page cache) and warm, against recomputing it and the disk's measured read rate.</li>
  * </ul>
  * Wall-clock times around synchronous calls, median of the repetitions after a warm-up.
  *
  * <p>Usage: {@code GpuEngineBenchmark [--shape llama3-8b] [--prefill 1024,4096,16384] [--batches 1,32]
  * [--context 1024] [--restore 1024,4096,16384] [--overlap 4096,16384] [--turn 256] [--reps 3]
- * [--out results.md]}; an empty list ({@code --prefill ''}) skips that part, so
+ * [--disk-restore 1024,4096] [--disk-dir DIR] [--out results.md]}; an empty list ({@code --prefill ''}) skips that part, so
  * {@code --prefill '' --batches '' --restore '' --overlap 4096,16384} runs only the turn.
  */
 public final class GpuEngineBenchmark {
@@ -57,6 +61,8 @@ public final class GpuEngineBenchmark {
     private final CudaContext ctx = CudaContext.device(0);
     private final CuLib cu = Cuda.driver();
     private final StringBuilder md = new StringBuilder();
+    private int[] diskSizes = {};
+    private Path diskDir;
 
     public static void main(String[] args) throws IOException {
         String shapeName = "llama3-8b";
@@ -67,6 +73,8 @@ public final class GpuEngineBenchmark {
         int[] overlap = {4096, 16384};
         int turn = 256;
         int reps = 3;
+        int[] disk = {};
+        Path diskDir = Path.of(System.getProperty("java.io.tmpdir"));
         Path out = null;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
@@ -77,6 +85,8 @@ public final class GpuEngineBenchmark {
                 case "--restore" -> restore = ints(args[++i]);
                 case "--overlap" -> overlap = ints(args[++i]);
                 case "--turn" -> turn = Integer.parseInt(args[++i]);
+                case "--disk-restore" -> disk = ints(args[++i]);
+                case "--disk-dir" -> diskDir = Path.of(args[++i]);
                 case "--reps" -> reps = Integer.parseInt(args[++i]);
                 case "--out" -> out = Path.of(args[++i]);
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
@@ -86,6 +96,8 @@ public final class GpuEngineBenchmark {
             throw new IllegalArgumentException("--turn " + turn + ": a turn has at least one new token");
         }
         GpuEngineBenchmark b = new GpuEngineBenchmark();
+        b.diskSizes = disk;
+        b.diskDir = diskDir;
         b.run(ModelShape.named(shapeName), prefill, batches, context, restore, overlap, turn, reps,
                 String.join(" ", args));
         if (out != null) {
@@ -105,7 +117,7 @@ public final class GpuEngineBenchmark {
     }
 
     private void run(ModelShape shape, int[] prefill, int[] batches, int context, int[] restore, int[] overlap,
-                     int turn, int reps, String argLine) {
+                     int turn, int reps, String argLine) throws IOException {
         line("# GPU engine: %s, bf16", shape.name());
         line("");
         line("%s, %s. Command: `GpuEngineBenchmark %s`",
@@ -122,7 +134,7 @@ public final class GpuEngineBenchmark {
             long t0 = System.nanoTime();
             KvLayout layout = new KvLayout(shape.layers(), shape.kvHeads(), shape.headSize(), Precision.BF16.kvType(), BT);
             int maxTurn = overlap.length == 0 ? 0 : max(overlap) + turn;
-            int maxPrefill = Math.max(Math.max(max(prefill), max(restore) + 1), maxTurn);
+            int maxPrefill = Math.max(Math.max(Math.max(max(prefill), max(restore) + 1), maxTurn), max(diskSizes) + 1);
             int maxSeqs = Math.max(1, max(batches));
             int maxRows = Math.max(Math.min(maxPrefill, 32768), maxSeqs);
             int perSeq = context / BT + 1;
@@ -141,6 +153,7 @@ public final class GpuEngineBenchmark {
                 }
                 restore(engine, layout, restore, linkBw, reps);
                 turn(engine, layout, overlap, turn, linkBw, reps);
+                diskRestore(engine, layout, diskSizes, linkBw, reps, diskDir);
             }
         }
     }
@@ -377,6 +390,126 @@ public final class GpuEngineBenchmark {
             }
         }
         line("");
+    }
+
+    /**
+     * A restart: a session's N + 1 tokens are prefilled by one process's cache (written through to
+     * the disk tier), the cache is closed, and a new cache on the same directory serves the same
+     * prompt, finding its N tokens on disk. Cold: the data file dropped from the page cache first
+     * (what a restart after the machine's memory moved on sees); warm: the file's pages still
+     * cached (a process restart). Each measured turn opens a cache of its own.
+     */
+    private void diskRestore(GpuLlamaEngine engine, KvLayout layout, int[] sizes, double linkBw, int reps, Path base)
+            throws IOException {
+        if (sizes.length == 0) {
+            return;
+        }
+        line("## Restore after a restart: from the disk tier vs recompute");
+        line("");
+        line("Per N: a cache with device, pinned host and disk tiers (write-through) prefills N + 1 tokens and is");
+        line("closed; then, per turn, a new cache on the same directory serves the same prompt and finds N tokens on");
+        line("disk. **cold** = the data file dropped from the page cache first (`posix_fadvise(DONTNEED)`), **warm** =");
+        line("its pages still cached. restore = ensureResident of the prompt's blocks until resident (whole blocks);");
+        line("turn = restore + compute to the first new token; per layer = the turn with the restore layer by layer");
+        line("under the prefill (LayerGate.onDevice). Disk read = the data file read cold, sequentially, in the same");
+        line("run; disk bound = N tokens' K/V / min(disk read, pinned host-to-device). Median of %d turns.", reps);
+        line("");
+        line("| N | recompute ms | disk read GB/s | cold: restore ms | cold: turn ms | cold: turn per layer ms"
+                + " | warm: restore ms | warm: turn ms | warm: turn per layer ms | cold turn / recompute"
+                + " | warm turn / recompute | disk bound / recompute |");
+        line("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        ModelShape s = engine.shape();
+        Files.createDirectories(base);
+        for (int n : sizes) {
+            int blocks = (n + 1) / BT + 1;
+            int[] prompt = new Random(50 + n).ints(n + 1, 0, s.vocab()).toArray();
+            Path dir = Files.createTempDirectory(base, "gpu-engine-disk-");
+            try {
+                byte[] salt = {9};
+                double recompute;
+                try (KvCacheManager cache = diskCache(layout, dir, blocks)) {
+                    recompute = new GpuCachedDecoder(engine, cache).run(salt, prompt, 1, false).prefillNanos() / 1e9;
+                }
+                Path data = dir.resolve(io.kvcache.tiers.disk.MappedFileTier.DATA_FILE);
+                double diskBw = coldRead(data, (long) blocks * layout.blockBytes());
+                double[][] t = new double[6][reps];
+                for (int r = -1; r < reps; r++) {
+                    for (int cold = 1; cold >= 0; cold--) {
+                        for (GpuCachedDecoder.Residency res : new GpuCachedDecoder.Residency[] {
+                                GpuCachedDecoder.Residency.WHOLE, GpuCachedDecoder.Residency.PER_LAYER}) {
+                            if (cold == 1) {
+                                io.kvcache.bench.disk.DiskTierBenchmark.evictFromPageCache(data);
+                            }
+                            GpuCachedDecoder.Result o;
+                            try (KvCacheManager cache = diskCache(layout, dir, blocks)) {
+                                o = new GpuCachedDecoder(engine, cache).run(salt, prompt, 1, false, res);
+                            }
+                            if (o.cachedTokens() != n / BT * BT) {
+                                throw new IllegalStateException("a restart after " + n + " tokens found "
+                                        + o.cachedTokens() + " on disk, not " + n / BT * BT);
+                            }
+                            if (r < 0) {
+                                continue;
+                            }
+                            int col = (cold == 1 ? 0 : 3);
+                            if (res == GpuCachedDecoder.Residency.WHOLE) {
+                                t[col][r] = o.restoreNanos() / 1e9;
+                                t[col + 1][r] = (o.restoreNanos() + o.prefillNanos()) / 1e9;
+                            } else {
+                                t[col + 2][r] = (o.restoreNanos() + o.prefillNanos()) / 1e9;
+                            }
+                        }
+                    }
+                }
+                double bound = (double) n * layout.bytesPerToken() / Math.min(diskBw, linkBw);
+                line("| %d | %.1f | %.2f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.3f | %.3f | %.3f |", n,
+                        recompute * 1e3, diskBw / 1e9, median(t[0]) * 1e3, median(t[1]) * 1e3, median(t[2]) * 1e3,
+                        median(t[3]) * 1e3, median(t[4]) * 1e3, median(t[5]) * 1e3,
+                        Math.min(median(t[1]), median(t[2])) / recompute,
+                        Math.min(median(t[4]), median(t[5])) / recompute, bound / recompute);
+            } finally {
+                deleteTree(dir);
+            }
+        }
+        line("");
+    }
+
+    private KvCacheManager diskCache(KvLayout layout, Path dir, int blocks) {
+        Tier disk = io.kvcache.tiers.disk.MappedFileTier.builder(layout).directory(dir).modelId("gpu-engine-disk")
+                .capacityBytes((long) (blocks + 4) * layout.blockBytes()).name("disk").open();
+        return KvCacheManager.builder(layout).modelId("gpu-engine-disk")
+                .tier(CudaDeviceTier.allocate("device", ctx, layout.blockBytes(), blocks + 2))
+                .tier(PinnedHostTier.builder(layout, (long) (blocks + 2) * layout.blockBytes()).context(ctx).build())
+                .tier(disk)
+                .transferEngine(CudaTransferEngine.builder(ctx).calibrate(layout.blockBytes()).build()).build();
+    }
+
+    /** @return GB/s of one sequential read of a file's first {@code bytes}, from the device (page cache dropped) */
+    private static double coldRead(Path file, long bytes) throws IOException {
+        io.kvcache.bench.disk.DiskTierBenchmark.evictFromPageCache(file);
+        java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocateDirect(16 << 20);
+        long t0 = System.nanoTime();
+        long read = 0;
+        try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(file)) {
+            long end = Math.min(bytes, ch.size());
+            while (read < end) {
+                buf.clear();
+                int got = ch.read(buf, read);
+                if (got < 0) {
+                    break;
+                }
+                read += got;
+            }
+        }
+        return read / ((System.nanoTime() - t0) / 1e9);
+    }
+
+    private static void deleteTree(Path p) throws IOException {
+        try (java.util.stream.Stream<Path> st = Files.walk(p)) {
+            for (Path f : st.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(f);
+            }
+        }
     }
 
     /**

@@ -16,6 +16,7 @@ final class DiskCounters {
     private final LongAdder evictions = new LongAdder();
     private final LongAdder admissionRejections = new LongAdder();
     private final LongAdder checksumFailures = new LongAdder();
+    private final LongAdder wholeBlockChecks = new LongAdder();
     private final LongAdder ioErrors = new LongAdder();
     private final LongAdder retiredSlots = new LongAdder();
 
@@ -49,6 +50,10 @@ final class DiskCounters {
         checksumFailures.increment();
     }
 
+    void wholeBlockCheck() {
+        wholeBlockChecks.increment();
+    }
+
     void ioError() {
         ioErrors.increment();
     }
@@ -69,7 +74,7 @@ final class DiskCounters {
     /** @param fileLost whether the data file was deleted or replaced underneath */
     DiskTierStats snapshot(boolean fileLost) {
         return new DiskTierStats(recoveredBlocks, droppedAtOpen, uncleanOpen, indexRebuilt, lookups.sum(), hits.sum(),
-                publishes.sum(), evictions.sum(), admissionRejections.sum(), checksumFailures.sum(), ioErrors.sum(),
+                publishes.sum(), evictions.sum(), admissionRejections.sum(), checksumFailures.sum(), wholeBlockChecks.sum(), ioErrors.sum(),
                 retiredSlots.sum(), fileLost, headerRepaired);
     }
 }

@@ -14,6 +14,8 @@ package io.kvcache.tiers.disk;
  * @param evictions            unreferenced published blocks dropped to make room
  * @param admissionRejections  allocations refused because the block to drop was used more often
  * @param checksumFailures     blocks whose bytes did not match their CRC32C: quarantined, served as misses
+ * @param wholeBlockChecks     CRC32C checks of a whole block's bytes (by reads and verifies); a block read
+ *                             layer by layer right after a check is not checked again for each layer
  * @param ioErrors             I/O errors and faults of the mapped file (each also logged)
  * @param retiredSlots         slots taken out of use by I/O errors, truncation or a disk too full to preallocate
  * @param fileLost             whether the data file was deleted or replaced underneath (the tier then failed)
@@ -23,5 +25,5 @@ package io.kvcache.tiers.disk;
  */
 public record DiskTierStats(long recoveredBlocks, long droppedAtOpen, boolean uncleanOpen, boolean indexRebuilt,
         long lookups, long hits, long publishes, long evictions, long admissionRejections,
-        long checksumFailures, long ioErrors, long retiredSlots, boolean fileLost, boolean headerRepaired) {
+        long checksumFailures, long wholeBlockChecks, long ioErrors, long retiredSlots, boolean fileLost, boolean headerRepaired) {
 }

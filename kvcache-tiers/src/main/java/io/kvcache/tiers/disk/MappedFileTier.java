@@ -105,8 +105,21 @@ public final class MappedFileTier implements PersistentTier {
     private final DiskCounters counters;
     private final BlockLifecycle life;
 
+    /**
+     * How long a whole-block check vouches for later partial reads of the same slot, unchanged
+     * since (same generation and checksum): a request that copies a block layer by layer reads
+     * its slot once per layer, and checking the whole block for each would read it that many
+     * times over. A read after this long, or of a slot changed since, checks the whole block again.
+     */
+    static final long CHECK_REUSE_NANOS = 1_000_000_000L;
+
     /** Guards every metadata operation and each part of the tier that is not thread-safe. */
     private final ReentrantLock lock = new ReentrantLock();
+    /** Per slot, the last whole-block check that passed: when (0 for never), of which generation and checksum. */
+    private final long checkReuseNanos;
+    private final long[] checkedAt;
+    private final long[] checkedGeneration;
+    private final int[] checkedCrc;
     private volatile boolean closed;
 
     /** @return a builder for a disk tier holding blocks of {@code layout} */
@@ -124,6 +137,7 @@ public final class MappedFileTier implements PersistentTier {
         private String name = "disk";
         private DiskIo io = FileDiskIo.INSTANCE;
         private long preallocateChunk = DEFAULT_PREALLOCATE_CHUNK;
+        private long checkReuseNanos = CHECK_REUSE_NANOS;
 
         private Builder(KvLayout layout) {
             this.layout = Objects.requireNonNull(layout, "layout");
@@ -169,6 +183,12 @@ public final class MappedFileTier implements PersistentTier {
         /** Bytes reserved per preallocation call; a full disk keeps the chunks reserved before it. */
         Builder preallocateChunk(long bytes) {
             this.preallocateChunk = bytes;
+            return this;
+        }
+
+        /** For tests: how long a passed whole-block check vouches for partial reads (0: never). */
+        Builder checkReuseNanos(long nanos) {
+            this.checkReuseNanos = nanos;
             return this;
         }
 
@@ -228,6 +248,23 @@ public final class MappedFileTier implements PersistentTier {
         this.counters = o.counters();
         this.backing = o.backing();
         this.life = new BlockLifecycle(name, data, index, slots, chains, counters, slotBytes, slotCount);
+        this.checkReuseNanos = b.checkReuseNanos;
+        this.checkedAt = new long[slotCount];
+        this.checkedGeneration = new long[slotCount];
+        this.checkedCrc = new int[slotCount];
+    }
+
+    /** Records that a slot's whole block just passed its check. Caller holds {@link #lock}. */
+    private void markChecked(int slot, long gen, int crc) {
+        checkedAt[slot] = Math.max(1, System.nanoTime());
+        checkedGeneration[slot] = gen;
+        checkedCrc[slot] = crc;
+    }
+
+    /** @return whether a passed check of the slot, unchanged since, vouches for a read now. Caller holds {@link #lock}. */
+    private boolean checkedRecently(int slot, long gen, int crc) {
+        return checkedAt[slot] != 0 && checkedGeneration[slot] == gen && checkedCrc[slot] == crc
+                && System.nanoTime() - checkedAt[slot] < checkReuseNanos;
     }
 
     // ---------------------------------------------------------------- Tier
@@ -399,7 +436,9 @@ public final class MappedFileTier implements PersistentTier {
     /**
      * Copies bytes out of a slot the caller holds, verifying the block's CRC32C when it is known
      * (published, looked up, or written whole): a whole-block read checks the bytes it delivered,
-     * a partial read checks the whole block.
+     * a partial read checks the whole block, unless the block passed a check less than
+     * {@link #CHECK_REUSE_NANOS} ago and has not changed since (a block read layer by layer is
+     * checked once, not once per layer).
      *
      * @throws BlockUnavailableException when the bytes fail their checksum (the slot is quarantined)
      *                                   or cannot be read; {@code dst} is then zeroed
@@ -409,6 +448,8 @@ public final class MappedFileTier implements PersistentTier {
         Tier.checkSlot(this, slot);
         Tier.checkRange(this, offset, dst.byteSize());
         boolean known;
+        boolean whole;
+        boolean vouched;
         int expected;
         long gen;
         lock.lock();
@@ -425,16 +466,19 @@ public final class MappedFileTier implements PersistentTier {
             known = slots.crcKnown(slot);
             expected = slots.crc(slot);
             gen = slots.generation(slot);
+            whole = offset == 0 && dst.byteSize() == slotBytes;
+            vouched = known && !whole && checkedRecently(slot, gen, expected);
         } finally {
             lock.unlock();
         }
         int actual;
         try {
             data.read(slot, offset, dst);
-            if (!known) {
+            if (!known || vouched) {
                 return;
             }
-            actual = offset == 0 && dst.byteSize() == slotBytes ? data.crcOf(dst) : data.crcOfSlot(slot);
+            counters.wholeBlockCheck();
+            actual = whole ? data.crcOf(dst) : data.crcOfSlot(slot);
         } catch (IOException e) {
             dst.fill((byte) 0);
             ioFaultLocked(slot, "reading", e, false);
@@ -445,12 +489,19 @@ public final class MappedFileTier implements PersistentTier {
             dst.fill((byte) 0);
             lock.lock();
             try {
+                checkedAt[slot] = 0;
                 life.quarantineIfUnchanged(slot, gen, expected, actual);
             } finally {
                 lock.unlock();
             }
             throw new BlockUnavailableException("block in slot " + slot + " of tier '" + name
                     + "' failed its CRC32C check: quarantined, treat it as a miss", slot);
+        }
+        lock.lock();
+        try {
+            markChecked(slot, gen, expected);
+        } finally {
+            lock.unlock();
         }
     }
 
@@ -608,16 +659,24 @@ public final class MappedFileTier implements PersistentTier {
         } finally {
             lock.unlock();
         }
+        counters.wholeBlockCheck();
         OptionalInt actual = checksumUnlocked(slot, "verifying");
         if (actual.isEmpty()) {
             return false;
         }
         if (actual.getAsInt() == expected) {
+            lock.lock();
+            try {
+                markChecked(slot, gen, expected);
+            } finally {
+                lock.unlock();
+            }
             return true;
         }
         lock.lock();
         try {
             checkOpen();
+            checkedAt[slot] = 0;
             life.quarantineIfUnchanged(slot, gen, expected, actual.getAsInt());
         } finally {
             lock.unlock();

@@ -187,6 +187,64 @@ class MappedFileTierTest {
     }
 
     @Test
+    void aBlockReadLayerByLayerRightAfterItsCheckIsCheckedOnceNotPerLayer() {
+        Path dir = tmp.resolve("layers");
+        try (MappedFileTier t = open(dir, 4)) {
+            int slot = store(t, 8, null);
+            int layers = SMALL.layers();
+            long slice = t.slotBytes() / layers;
+            long before = t.stats().wholeBlockChecks();
+            assertTrue(t.verify(slot));
+            MemorySegment part = Arena.ofAuto().allocate(slice);
+            MemorySegment whole = Arena.ofAuto().allocate(t.slotBytes());
+            for (int l = 0; l < layers; l++) {
+                t.read(slot, l * slice, part);
+                MemorySegment.copy(part, 0, whole, l * slice, slice);
+            }
+            assertTrue(matches(whole, 8), "the layer slices put together are the block");
+            assertEquals(1, t.stats().wholeBlockChecks() - before, "one check for the verify, none per layer");
+        }
+    }
+
+    @Test
+    void aPartialReadOfABlockCorruptedAfterAStaleCheckThrows() throws Exception {
+        Path dir = tmp.resolve("stale");
+        try (MappedFileTier t = MappedFileTier.builder(SMALL).directory(dir).modelId(MODEL)
+                .capacityBytes(4 * DiskFileDescriptor.slotStride(SMALL.blockBytes())).checkReuseNanos(0).open()) {
+            int slot = store(t, 9, null);
+            assertTrue(t.verify(slot));
+            try (var ch = java.nio.channels.FileChannel.open(dir.resolve(MappedFileTier.DATA_FILE),
+                    java.nio.file.StandardOpenOption.WRITE)) {
+                ch.write(java.nio.ByteBuffer.wrap(new byte[] {0x55, 0x66}), t.address(slot) + 3);
+            }
+            MemorySegment part = Arena.ofAuto().allocate(t.slotBytes() / 2);
+            long before = t.stats().wholeBlockChecks();
+            assertThrows(BlockUnavailableException.class, () -> t.read(slot, t.slotBytes() / 2, part));
+            assertEquals(1, t.stats().wholeBlockChecks() - before, "the partial read checked the whole block");
+            assertEquals(1, t.stats().checksumFailures());
+            assertFalse(t.contains(key(9)));
+        }
+    }
+
+    @Test
+    void aBlockRewrittenAfterItsCheckIsCheckedAgainByAPartialRead() {
+        Path dir = tmp.resolve("rewritten");
+        try (MappedFileTier t = open(dir, 4)) {
+            int slot = t.allocate(key(10));
+            MemorySegment src = Arena.ofAuto().allocate(t.slotBytes());
+            fill(src, 10);
+            t.write(slot, 0, src);
+            assertTrue(t.verify(slot));
+            fill(src, 11);
+            t.write(slot, 0, src);
+            long before = t.stats().wholeBlockChecks();
+            MemorySegment part = Arena.ofAuto().allocate(64);
+            t.read(slot, 0, part);
+            assertEquals(1, t.stats().wholeBlockChecks() - before, "the rewrite's checksum is not the one checked");
+        }
+    }
+
+    @Test
     void secondOpenOfSameDirectoryFailsFastNamingTheHolder() {
         Path dir = tmp.resolve("c");
         try (MappedFileTier t = open(dir, 4)) {

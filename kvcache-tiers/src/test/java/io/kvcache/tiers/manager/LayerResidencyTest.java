@@ -49,8 +49,13 @@ class LayerResidencyTest {
 
     private KvCacheManager manager;
 
+    /** A manager whose layer-range requests copy one layer per copy (most of these tests are about single layers). */
     private KvCacheManager build(int deviceBlocks, TransferEngine engine) {
-        KvCacheManager.Builder b = KvCacheManager.builder(LAYOUT).modelId("layers")
+        return build(deviceBlocks, engine, LAYOUT.layerBytes());
+    }
+
+    private KvCacheManager build(int deviceBlocks, TransferEngine engine, long layerCopyBytes) {
+        KvCacheManager.Builder b = KvCacheManager.builder(LAYOUT).modelId("layers").layerCopyBytes(layerCopyBytes)
                 .tier(new SimulatedDeviceTier(LAYOUT, deviceBlocks * LAYOUT.blockBytes()))
                 .tier(new MmapHostTier(LAYOUT, 64 * LAYOUT.blockBytes()));
         if (engine != null) {
@@ -201,10 +206,11 @@ class LayerResidencyTest {
         assertNull(new Engine(manager).verify(s, SALT), "the dropped blocks read back whole from the host");
     }
 
-    /** Holds the slices of layers other than 0 until {@link #hold} completes; records each batch. */
+    /** Holds the batches {@link #held} picks (all but layer 0's slices) until {@link #hold} completes; records each batch. */
     static final class LayerGate implements TransferEngine {
         final CpuTransferEngine inner = new CpuTransferEngine(1, 64);
         volatile CompletableFuture<Void> hold = CompletableFuture.completedFuture(null);
+        volatile java.util.function.Predicate<TransferBatch> held = b -> b.offset() != 0;
         final List<TransferBatch> batches = new CopyOnWriteArrayList<>();
 
         @Override
@@ -215,7 +221,7 @@ class LayerResidencyTest {
         @Override
         public TransferHandle submit(TransferBatch batch) {
             batches.add(batch);
-            CompletableFuture<Void> start = batch.offset() == 0 ? CompletableFuture.completedFuture(null) : hold;
+            CompletableFuture<Void> start = held.test(batch) ? hold : CompletableFuture.completedFuture(null);
             return TransferHandle.of(start.thenCompose(v -> inner.submit(batch).completion()), batch.bytes());
         }
 
@@ -226,12 +232,85 @@ class LayerResidencyTest {
         }
     }
 
+    @Test
+    void layerBatchesThatBecomeReadyTogetherStartInLayerOrder() throws Exception {
+        LayerGate engine = new LayerGate();
+        engine.held = TransferBatch::wholeSlots;
+        CompletableFuture<Void> hold = new CompletableFuture<>();
+        Sequence s = pushedDownWithLayersHeld(engine, hold);
+        try (ResidencyHandle h = manager.ensureResident(s, 0, 2, 0, 4)) {
+            // the slots the layers go to are being vacated by held evictions: every layer waits for them
+            manager.awaitIdle(Duration.ofMillis(50));
+            assertTrue(engine.batches.stream().allMatch(TransferBatch::wholeSlots),
+                    "no layer batch starts before its slots are vacated: " + engine.batches);
+            assertFalse(engine.batches.isEmpty(), "the request had to evict");
+            hold.complete(null);
+            h.await();
+            for (int b = 0; b < 2; b++) {
+                assertNull(verify(h, s, b));
+            }
+        } finally {
+            hold.complete(null);
+        }
+        List<Long> offsets = engine.batches.stream().filter(b -> !b.wholeSlots()).map(TransferBatch::offset).toList();
+        assertEquals(4, offsets.size(), "one batch per layer: " + engine.batches);
+        assertEquals(offsets.stream().sorted().toList(), offsets, "layer 0 first, as planned");
+    }
+
+    @Test
+    void consecutiveLayersAreCopiedTogetherInAlignedGroupsOfLayerCopyBytes() throws Exception {
+        LayerGate engine = new LayerGate();
+        CompletableFuture<Void> hold = new CompletableFuture<>();
+        Sequence s = pushedDownWithLayersHeld(engine, hold, 2 * LAYOUT.layerBytes());
+        engine.held = b -> b.offset() > LAYOUT.layerBytes();
+        try (ResidencyHandle h = manager.ensureResident(s, 0, 2, 1, 4)) {
+            // layers 1..3 of two blocks: layer 1 alone (the rest of its group, layer 0, was not
+            // asked for), then layers 2 and 3 as one range
+            h.layerReady(1).get(30, TimeUnit.SECONDS);
+            assertFalse(h.layerReady(2).isDone(), "layers 2 and 3 are one copy, held by the engine");
+            hold.complete(null);
+            h.await();
+            assertTrue(h.layerReady(3).isDone());
+            for (int b = 0; b < 2; b++) {
+                assertNull(verify(h, s, b));
+            }
+            List<TransferBatch> slices = engine.batches.stream().filter(b -> !b.wholeSlots()).toList();
+            assertEquals(2, slices.size(), "one batch per group: " + engine.batches);
+            assertEquals(LAYOUT.layerBytes(), slices.get(0).offset());
+            assertEquals(LAYOUT.layerBytes(), slices.get(0).length());
+            assertEquals(2 * LAYOUT.layerBytes(), slices.get(1).offset());
+            assertEquals(2 * LAYOUT.layerBytes(), slices.get(1).length());
+            for (TransferBatch b : slices) {
+                assertEquals(2, b.moves().size(), "a batch carries its layers of both blocks");
+            }
+            assertThrows(LayerNotResidentException.class, () -> h.blockTable(0), "layer 0 was not asked for");
+        } finally {
+            hold.complete(null);
+        }
+        // the rest of the group: only layer 0 moves now
+        engine.batches.clear();
+        try (ResidencyHandle h = manager.ensureResident(s, 0, 2, 0, 4)) {
+            h.await();
+            for (int b = 0; b < 2; b++) {
+                assertNull(verify(h, s, b));
+            }
+        }
+        List<TransferBatch> rest = engine.batches.stream().filter(b -> !b.wholeSlots()).toList();
+        assertEquals(1, rest.size(), "only layer 0 was missing: " + engine.batches);
+        assertEquals(0, rest.getFirst().offset());
+        assertEquals(LAYOUT.layerBytes(), rest.getFirst().length());
+    }
+
     /**
      * An 8-block sequence written through a 4-block top tier (blocks 0 and 1 pushed down to the
      * host), then the engine holding every layer slice but layer 0's until {@code hold} completes.
      */
     private Sequence pushedDownWithLayersHeld(LayerGate engine, CompletableFuture<Void> hold) {
-        build(4, engine);
+        return pushedDownWithLayersHeld(engine, hold, LAYOUT.layerBytes());
+    }
+
+    private Sequence pushedDownWithLayersHeld(LayerGate engine, CompletableFuture<Void> hold, long layerCopyBytes) {
+        build(4, engine, layerCopyBytes);
         Sequence s = written(8);
         assertEquals(1, tierOf(s, 0));
         assertEquals(1, tierOf(s, 1));
