@@ -21,6 +21,8 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
+import java.util.concurrent.PriorityBlockingQueue;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.Executors;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -51,6 +53,12 @@ final class CopyDispatcher {
     private final Set<PlannedCopy> inFlight = new HashSet<>();
     /** The copies in flight by their completion, for {@link #startOf}: read without the lock. */
     private final Map<CompletableFuture<?>, PlannedCopy> byCompletion = new ConcurrentHashMap<>();
+    /** Batches whose inputs are complete, for the dispatcher's thread to start in {@link ReadyBatch} order. */
+    private final PriorityBlockingQueue<ReadyBatch> ready = new PriorityBlockingQueue<>();
+    @GuardedBy("manager lock")
+    private long requests;
+    @GuardedBy("manager lock")
+    private long queued;
 
     CopyDispatcher(Tier[] tiers, List<TransferEngine> engines, ReentrantLock lock, SlotFences fences,
                    BlockRegistry registry, PersistentTiers persistent) {
@@ -72,18 +80,16 @@ final class CopyDispatcher {
             return;
         }
         // one batch per wave, tier pair and byte range: a layer-slice copy's batch is that layer's
+        // by wave; within one, copies to a lower tier first: they vacate the slots later copies
+        // of the request wait for
         List<PlannedCopy> byWave = new ArrayList<>(copies);
-        byWave.sort(Comparator.comparingInt(m -> m.wave));
+        byWave.sort(Comparator.<PlannedCopy>comparingInt(m -> m.wave).thenComparing(m -> m.dstTier <= m.srcTier));
         Map<BatchKey, List<PlannedCopy>> groups = new LinkedHashMap<>();
         for (PlannedCopy m : byWave) {
             groups.computeIfAbsent(new BatchKey(m.wave, m.srcTier, m.dstTier, m.offset, m.length),
                     k -> new ArrayList<>()).add(m);
         }
-        // Batches waiting for the same inputs start together, in the order planned, from one
-        // callback: a future's dependents run newest first, so batches triggered one by one by
-        // the same completion would start in reverse (a layer-by-layer restore last layer first).
-        Set<CompletableFuture<?>> pendingDeps = null;
-        List<List<PlannedCopy>> together = null;
+        long request = requests++;
         for (List<PlannedCopy> group : groups.values()) {
             // what the batch waits for, each future once (a block's layer copies share theirs),
             // leaving out what is already complete
@@ -100,30 +106,51 @@ final class CopyDispatcher {
             for (PlannedCopy m : group) {
                 byCompletion.put(m.done, m);
             }
-            if (together != null && deps.equals(pendingDeps)) {
-                together.add(group);
-                continue;
+            ReadyBatch b = new ReadyBatch(request, group.getFirst().offset, queued++, group);
+            if (deps.isEmpty()) {
+                enqueue(b);
+            } else {
+                CompletableFuture.allOf(deps.toArray(CompletableFuture<?>[]::new)).handle((v, e) -> null)
+                        .thenRun(() -> enqueue(b));
             }
-            if (together != null) {
-                startWhenReady(pendingDeps, together);
-            }
-            pendingDeps = deps;
-            together = new ArrayList<>();
-            together.add(group);
         }
-        startWhenReady(pendingDeps, together);
     }
 
-    /** Starts the batches, in order, once every input is complete (failed inputs included: each copy checks its own). */
-    private void startWhenReady(Set<CompletableFuture<?>> deps, List<List<PlannedCopy>> batches) {
-        Runnable start = () -> {
-            for (List<PlannedCopy> group : batches) {
-                runBatch(group);
+    /**
+     * A batch whose inputs are complete, waiting for the dispatcher's thread. Batches start in
+     * the order of their requests, and within a request in the order of the bytes of the slot
+     * they copy: a layer-by-layer restore whose later blocks waited for an eviction still starts
+     * their layer 0 before the other blocks' last layers (a device link runs batches in the order
+     * they are handed over, so the order here is the order layers land).
+     */
+    private record ReadyBatch(long request, long offset, long seq, List<PlannedCopy> group)
+            implements Comparable<ReadyBatch> {
+        @Override
+        public int compareTo(ReadyBatch o) {
+            int c = Long.compare(request, o.request);
+            if (c == 0) {
+                c = Long.compare(offset, o.offset);
             }
-        };
-        CompletableFuture<?> inputs = deps.isEmpty() ? Block.DONE
-                : CompletableFuture.allOf(deps.toArray(CompletableFuture<?>[]::new)).handle((v, e) -> null);
-        inputs.thenRunAsync(start, executor);
+            return c != 0 ? c : Long.compare(seq, o.seq);
+        }
+    }
+
+    /** Queues a batch whose inputs are complete (failed inputs included: each copy checks its own). */
+    private void enqueue(ReadyBatch b) {
+        ready.add(b);
+        try {
+            executor.execute(this::startNext);
+        } catch (RejectedExecutionException closed) {
+            // closing: the copies stay in flight until close fails them
+        }
+    }
+
+    /** Starts the first ready batch (one per {@link #enqueue}, so every queued batch is started). */
+    private void startNext() {
+        ReadyBatch b = ready.poll();
+        if (b != null) {
+            runBatch(b.group);
+        }
     }
 
     /** Copies that may share a batch: the same wave, tier pair and byte range of each slot. */

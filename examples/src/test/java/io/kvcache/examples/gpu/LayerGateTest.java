@@ -49,8 +49,9 @@ class LayerGateTest {
     private static final KvLayout LAYOUT = new KvLayout(8, 2, 16, DType.FP32, 16);
     private static final int SESSION = 12;
 
+    /** A cache whose layer-range requests copy one layer per copy, so that the test releases layers one by one. */
     private static KvCacheManager cache(TransferEngine engine) {
-        return KvCacheManager.builder(LAYOUT).modelId("gate")
+        return KvCacheManager.builder(LAYOUT).modelId("gate").layerCopyBytes(LAYOUT.layerBytes())
                 .tier(new SimulatedDeviceTier("device", LAYOUT, 16 * LAYOUT.blockBytes()))
                 .tier(new MmapHostTier("host", LAYOUT, 64 * LAYOUT.blockBytes())).transferEngine(engine).build();
     }
