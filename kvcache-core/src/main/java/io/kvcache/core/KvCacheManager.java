@@ -557,7 +557,9 @@ public final class KvCacheManager implements AutoCloseable {
      * resident in the top tier and pins them there until the handle is closed; only those layers
      * are guaranteed in place, and the handle refuses access to any other
      * ({@link LayerNotResidentException}). Returns at once; the copies run asynchronously, one
-     * batch per layer, and {@link ResidencyHandle#layerReady(int)} completes as each layer lands.
+     * batch per group of consecutive layers ({@link Builder#layerCopyBytes}, one layer when a
+     * layer is that large), lowest layers first, and {@link ResidencyHandle#layerReady(int)}
+     * completes as each layer lands.
      *
      * <p>A sealed block held whole in a lower tier gets a <em>partial</em> top-tier slot: only the
      * layer slices it lacks are copied into it, and its bytes stay authoritative below, so dropping

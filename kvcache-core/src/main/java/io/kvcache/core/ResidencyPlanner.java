@@ -153,7 +153,7 @@ final class ResidencyPlanner {
     /**
      * Brings layers {@code [fromLayer, toLayer)} of pinned blocks to the top tier. A sealed block
      * whose bytes are held whole in a lower tier gets a partial slot and only the layer slices it
-     * lacks, one copy per layer; a block already in the top tier needs nothing; any other block
+     * lacks, one copy per group of consecutive layers; a block already in the top tier needs nothing; any other block
      * (one still written, a copy-on-write block, a block with no bytes) is brought whole.
      *
      * @param evictWhole whether room may be made by evicting blocks held whole in the top tier;

@@ -152,10 +152,10 @@ final class ResidencyTxn {
     }
 
     /**
-     * Copies layer slices of a sealed block from the slot holding its bytes into its partial slot,
-     * one copy per layer (so each layer's batch completes on its own). Distinct layers are
-     * disjoint byte ranges of the slot: the copies wait for the slot's earlier users, not for
-     * each other.
+     * Copies layer slices of a sealed block from the slot holding its bytes into its partial slot:
+     * one copy per run of consecutive layers within an aligned group of {@link #layersPerCopy}
+     * (so each group's batch completes on its own). Distinct groups are disjoint byte ranges of
+     * the slot: the copies wait for the slot's earlier users, not for each other.
      *
      * @return one future per entry of {@code layers}, completing when that layer is in place
      */

@@ -319,7 +319,8 @@ public final class GpuEngineBenchmark {
         line("Per N: tenant A's N tokens are pushed down to the pinned host tier by tenant B's N (a device tier that");
         line("holds one session; copies settled before each turn), then A's turn of %d new tokens is timed to its", q);
         line("first new token: **overlap** = ensureResident of every layer (partial device slots, one CUDA batch per");
-        line("layer) with the prefill's layer l waiting for layer l's batch on the device (LayerGate.onDevice,");
+        line("group of layers of the cache's layerCopyBytes, 256 KiB by default) with the prefill's layer l waiting");
+        line("for the batch bringing layer l on the device (LayerGate.onDevice,");
         line("cuStreamWaitEvent); **overlap, host waits** = the same with the host awaiting each layer");
         line("(LayerGate.perLayer);");
         line("**no overlap** = whole blocks awaited, then the prefill (its parts: restore, compute); **recompute** =");

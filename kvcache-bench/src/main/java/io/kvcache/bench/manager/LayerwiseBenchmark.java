@@ -271,7 +271,7 @@ public final class LayerwiseBenchmark {
             long ideal = Math.max(copy, perLayer * layers) + copy / layers;
             System.out.printf(Locale.ROOT, "restore      %d tokens = %d blocks (%d MiB) from the host tier, %d layers, "
                             + "compute %.3f ms per layer (%s; = copy / layers): copy alone %.2f ms whole, %.2f ms"
-                            + " as one batch per layer; without overlap "
+                            + " by layer (one batch per group of layerCopyBytes); without overlap "
                             + "%.2f ms, with per-layer overlap %.2f ms = %.3fx of without; ideal %.2f ms, overlap at %.3fx of it"
                             + " (median of %d)%n",
                     tokens, blocks, (blocks * LAYOUT.blockBytes()) >> 20, layers, perLayer / 1e6,
