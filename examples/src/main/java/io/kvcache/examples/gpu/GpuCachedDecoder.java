@@ -57,7 +57,8 @@ public final class GpuCachedDecoder {
         /** Whole blocks, awaited before the prefill's first layer: restore, then compute. */
         WHOLE,
         /**
-         * Every layer as its own copy; the prefill's layer {@code l} waits for layer {@code l} only,
+         * Layer by layer (consecutive layers grouped as the cache's {@code layerCopyBytes} says); the
+         * prefill's layer {@code l} waits for the copy bringing layer {@code l} only,
          * so the restore of later layers overlaps the compute of earlier ones. The wait is on the
          * device where the copies are CUDA batches ({@link LayerGate#onDevice}), else on the host.
          */

@@ -14,8 +14,10 @@ import io.kvcache.examples.llama.Sampler;
 import io.kvcache.examples.llama.TestModels;
 import io.kvcache.nativ.cuda.CudaContext;
 import io.kvcache.tiers.device.CudaDeviceTier;
+import io.kvcache.tiers.disk.MappedFileTier;
 import io.kvcache.tiers.host.PinnedHostTier;
 import io.kvcache.tiers.transfer.CudaTransferEngine;
+import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
@@ -23,6 +25,7 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * On a GPU: the GPU engine against the CPU reference forward pass of llama2.c on stories260K
@@ -227,6 +230,54 @@ class GpuEngineGpuTest {
             System.out.printf("restored %d cached prompt tokens from pinned host memory (%d promotions): same %d tokens%n",
                     restored.cachedTokens(), stats.promotions() - promotionsBefore, newTokens);
         }
+    }
+
+    /**
+     * The state before a restart: one cache (device, pinned host and disk tiers, write-through)
+     * computes a prompt and its tokens and is closed; new caches on the same directory find the
+     * prompt on disk and bring it back whole, then layer by layer under the prefill. Every run
+     * samples the tokens computed with nothing cached.
+     */
+    @Test
+    void promptRestoredFromTheDiskTierAfterARestartGivesTheSameTokens(@TempDir Path dir) {
+        Precision p = Precision.FP32;
+        KvLayout layout = layout(p);
+        int prompt = 128;
+        int newTokens = 48;
+        int blocks = (prompt + newTokens + BT - 1) / BT;
+        try (GpuWeights w = GpuWeights.of(ctx, kernels, cp, p);
+             GpuLlamaEngine engine = new GpuLlamaEngine(w, kernels, blas, layout, 512, 4, blocks + 2)) {
+            int[] promptTokens = Arrays.copyOf(stream, prompt);
+            GpuCachedDecoder.Result first;
+            try (KvCacheManager cache = withDisk(layout, dir, blocks)) {
+                first = new GpuCachedDecoder(engine, cache).run(new byte[] {1}, promptTokens, newTokens, false);
+                assertEquals(0, first.cachedTokens());
+            }
+            for (GpuCachedDecoder.Residency way : GpuCachedDecoder.Residency.values()) {
+                try (KvCacheManager cache = withDisk(layout, dir, blocks)) {
+                    GpuCachedDecoder.Result again = new GpuCachedDecoder(engine, cache)
+                            .run(new byte[] {1}, promptTokens, newTokens, false, way);
+                    CacheStats stats = cache.stats();
+                    assertTrue(again.cachedTokens() >= prompt - BT, way + ": the prompt was on disk: "
+                            + again.cachedTokens());
+                    assertTrue(stats.tiers().get(2).hits() > 0, way + ": blocks came from the disk tier: " + stats);
+                    assertArrayEquals(first.generated(), again.generated(), way + ": K/V read back from disk gives"
+                            + " the computed K/V's tokens");
+                    System.out.printf("restart, %s: %d prompt tokens from the disk tier, same %d tokens%n", way,
+                            again.cachedTokens(), newTokens);
+                }
+            }
+            assertArrayEquals(Arrays.copyOfRange(stream, prompt, prompt + newTokens), first.generated());
+        }
+    }
+
+    private static KvCacheManager withDisk(KvLayout layout, Path dir, int blocks) {
+        return KvCacheManager.builder(layout).modelId("stories260K")
+                .tier(CudaDeviceTier.allocate("device", ctx, layout.blockBytes(), blocks + 2))
+                .tier(PinnedHostTier.builder(layout, (long) (blocks + 2) * layout.blockBytes()).context(ctx).build())
+                .tier(MappedFileTier.builder(layout).directory(dir).modelId("stories260K")
+                        .capacityBytes((long) (4 * blocks) * layout.blockBytes()).open())
+                .transferEngine(CudaTransferEngine.create(ctx)).build();
     }
 
     /**
