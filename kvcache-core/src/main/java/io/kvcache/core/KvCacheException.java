@@ -9,4 +9,9 @@ public class KvCacheException extends RuntimeException {
     public KvCacheException(String message, Throwable cause) {
         super(message, cause);
     }
+
+    /** Without a stack trace: for a refusal the cache answers itself and never lets escape. */
+    KvCacheException(String message, boolean stackTrace) {
+        super(message, null, false, stackTrace);
+    }
 }

@@ -314,7 +314,7 @@ final class ResidencyPlanner {
      */
     private int obtainSlot(int t, ResidencyTxn txn, Block forBlock, boolean evictBlocks) {
         if (txn.exhausted[t] || tiers[t].failed()) {
-            throw new OutOfCacheSpaceException(noRoom(t));
+            throw evictBlocks ? new OutOfCacheSpaceException(noRoom(t)) : OutOfCacheSpaceException.noFreeOrPartialSlot();
         }
         int slot = allocateFree(t, txn, forBlock);
         if (slot < 0) {
@@ -331,7 +331,7 @@ final class ResidencyPlanner {
             return slot;
         }
         if (!evictBlocks) {
-            throw new OutOfCacheSpaceException(noRoom(t) + " (only free and partial slots were to be taken)");
+            throw OutOfCacheSpaceException.noFreeOrPartialSlot();
         }
         int[] found = {-1};
         policy.forEachCandidate(t, id -> isProtected(txn, id), id -> {
