@@ -79,9 +79,9 @@ final class CopyDispatcher {
         if (copies.isEmpty()) {
             return;
         }
-        // one batch per wave, tier pair and byte range: a layer-slice copy's batch is that layer's
-        // by wave; within one, copies to a lower tier first: they vacate the slots later copies
-        // of the request wait for
+        // one batch per wave, tier pair and byte range (a layer-slice copy's batch is that group of
+        // layers'); by wave, and within one, copies to a lower tier first: they vacate the slots
+        // later copies of the request wait for
         List<PlannedCopy> byWave = new ArrayList<>(copies);
         byWave.sort(Comparator.<PlannedCopy>comparingInt(m -> m.wave).thenComparing(m -> m.dstTier <= m.srcTier));
         Map<BatchKey, List<PlannedCopy>> groups = new LinkedHashMap<>();

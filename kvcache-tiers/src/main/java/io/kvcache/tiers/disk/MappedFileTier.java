@@ -413,6 +413,7 @@ public final class MappedFileTier implements PersistentTier {
                 throw notAllocated(slot);
             }
             slots.forgetCrc(slot);
+            checkedAt[slot] = 0;
         } finally {
             lock.unlock();
         }
