@@ -283,7 +283,7 @@ class GpuEngineGpuTest {
     /**
      * A returning session restored layer by layer: its prompt's blocks pushed down to pinned host
      * memory by another tenant, then made resident layer by layer (partial device slots, one CUDA
-     * batch per layer) while the prefill of the new prompt tokens runs each layer as it lands, the
+     * batch per group of layers) while the prefill of the new prompt tokens runs each layer as it lands, the
      * launch stream waiting on each layer's event ({@link GpuCachedDecoder.Residency#PER_LAYER}) or
      * the host on each layer ({@link GpuCachedDecoder.Residency#PER_LAYER_HOST_WAIT}); then decode,
      * which adopts the partial slots. The tokens are those computed with everything resident, and
