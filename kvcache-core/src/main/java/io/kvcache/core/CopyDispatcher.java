@@ -239,8 +239,13 @@ final class CopyDispatcher {
         if (!persistent.isPersistent(m.srcTier)) {
             return true;
         }
-        return m.run == null ? persistent.verify(m.srcTier, m.srcSlot)
-                : m.run.sourceTrusted(() -> persistent.verify(m.srcTier, m.srcSlot));
+        if (m.run == null) {
+            return persistent.verify(m.srcTier, m.srcSlot);
+        }
+        if (m.run.sourceTrusted == null) {
+            m.run.sourceTrusted = persistent.verify(m.srcTier, m.srcSlot);
+        }
+        return m.run.sourceTrusted;
     }
 
     /** Settles the copies of a batch that succeeded, under one hold of the manager lock. */

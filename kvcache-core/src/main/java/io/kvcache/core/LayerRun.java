@@ -4,20 +4,20 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * The layer-slice copies one request plans for one block (one {@link PlannedCopy} per layer,
- * all reading the same source slot into the same partial slot), sharing what would otherwise be
- * done once per layer: the slot fences wait on {@link #settled} once rather than on every
- * layer's copy, and a persistent source's checksum is verified once for all of them.
+ * The layer-slice copies one request plans for one block (one {@link PlannedCopy} per group of
+ * layers, all reading the same source slot into the same partial slot), sharing what would
+ * otherwise be done once per copy: the slot fences wait on {@link #settled} once rather than on
+ * every copy, and a persistent source's checksum is verified once for all of them.
  *
- * <p>Thread safety: {@link #copySettled} and {@link #sourceTrusted} may be called from any
- * thread.
+ * <p>Thread safety: {@link #copySettled} may be called from any thread; {@link #sourceTrusted}
+ * is read and written only on the dispatcher's thread, which starts every batch.
  */
 final class LayerRun {
     /** Completes (normally) once every copy of the run has settled, successfully or not. */
     final CompletableFuture<Void> settled = new CompletableFuture<>();
     private final AtomicInteger unsettled;
-    /** 0 while the source has not been checked, 1 once it passed, 2 once it failed. */
-    private volatile int sourceVerdict;
+    /** Whether the source passed its checksum, checked by the run's first copy to start; null until then. */
+    Boolean sourceTrusted;
 
     /** @param copies copies in the run */
     LayerRun(int copies) {
@@ -29,19 +29,5 @@ final class LayerRun {
         if (unsettled.decrementAndGet() == 0) {
             settled.complete(null);
         }
-    }
-
-    /**
-     * @param verify checks the source's bytes (a checksum of the whole slot)
-     * @return whether the source may be read: checked by the first copy of the run that asks,
-     *     that answer given to the rest
-     */
-    boolean sourceTrusted(java.util.function.BooleanSupplier verify) {
-        int v = sourceVerdict;
-        if (v == 0) {
-            v = verify.getAsBoolean() ? 1 : 2;
-            sourceVerdict = v;
-        }
-        return v == 1;
     }
 }

@@ -297,22 +297,21 @@ final class PersistentTiers implements Runnable {
     }
 
     private void enqueue(Block b) {
-        if (writeTier < 0 || b.persisted || b.persistQueued || b.key == null || b.lost || stopping) {
-            return;
+        if (writeTier >= 0 && !b.persisted) {
+            queueForWriter(b);
         }
-        if (queue.size() >= queueCapacity) {
-            skippedFull++;
-            return;
-        }
-        b.persistQueued = true;
-        queue.add(b);
-        queued++;
-        work.signal();
     }
 
     /** Queues a block that lives in the first persistent tier for a copy into the persistent tiers below it. */
     private void enqueueMirror(Block b) {
-        if (!mirrors || b.persistQueued || b.key == null || b.lost || stopping) {
+        if (mirrors) {
+            queueForWriter(b);
+        }
+    }
+
+    /** Hands a sealed, live block not yet queued to the writer, unless the queue is full (counted) or stopping. */
+    private void queueForWriter(Block b) {
+        if (b.persistQueued || b.key == null || b.lost || stopping) {
             return;
         }
         if (queue.size() >= queueCapacity) {

@@ -2,6 +2,10 @@ package io.kvcache.redis;
 
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.lettuce.core.RedisURI;
+import io.lettuce.core.cluster.RedisClusterClient;
+import io.lettuce.core.cluster.api.StatefulRedisClusterConnection;
+import io.lettuce.core.codec.ByteArrayCodec;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -19,6 +23,8 @@ import java.util.concurrent.TimeUnit;
 final class RedisCluster implements AutoCloseable {
     final String password = "pw-" + UUID.randomUUID();
     final List<RedisServer> nodes = new ArrayList<>();
+    private RedisClusterClient plainClient;
+    private StatefulRedisClusterConnection<byte[], byte[]> plain;
 
     static RedisCluster start() throws Exception {
         assumeTrue(RedisServer.available(), "redis-server is not on the PATH");
@@ -82,8 +88,28 @@ final class RedisCluster implements AutoCloseable {
         return b;
     }
 
+    /**
+     * @return a plain Lettuce cluster connection (byte arrays), for a test to read and write raw
+     *     values beside a tier; made on first use, closed with the cluster
+     */
+    synchronized StatefulRedisClusterConnection<byte[], byte[]> plainConnection() {
+        if (plain == null) {
+            plainClient = RedisClusterClient.create(RedisURI.builder().withHost("127.0.0.1")
+                    .withPort(nodes.getFirst().port).withPassword(password.toCharArray()).build());
+            plain = plainClient.connect(ByteArrayCodec.INSTANCE);
+        }
+        return plain;
+    }
+
     @Override
     public void close() throws Exception {
+        synchronized (this) {
+            if (plain != null) {
+                plain.close();
+                plainClient.shutdown();
+                plain = null;
+            }
+        }
         for (RedisServer n : nodes) {
             n.close();
         }

@@ -4,10 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.kvcache.core.block.BlockKey;
-import io.lettuce.core.RedisURI;
-import io.lettuce.core.cluster.RedisClusterClient;
 import io.lettuce.core.cluster.api.StatefulRedisClusterConnection;
-import io.lettuce.core.codec.ByteArrayCodec;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
@@ -22,23 +19,16 @@ import org.junit.jupiter.api.Test;
  */
 class RedisClusterTierContractTest extends RedisContract {
     private static RedisCluster cluster;
-    private static RedisClusterClient plainClient;
     private static StatefulRedisClusterConnection<byte[], byte[]> plain;
 
     @BeforeAll
     static void startCluster() throws Exception {
         cluster = RedisCluster.start();
-        plainClient = RedisClusterClient.create(RedisURI.builder().withHost("127.0.0.1")
-                .withPort(cluster.nodes.getFirst().port).withPassword(cluster.password.toCharArray()).build());
-        plain = plainClient.connect(ByteArrayCodec.INSTANCE);
+        plain = cluster.plainConnection();
     }
 
     @AfterAll
     static void stopCluster() throws Exception {
-        if (plain != null) {
-            plain.close();
-            plainClient.shutdown();
-        }
         if (cluster != null) {
             cluster.close();
         }

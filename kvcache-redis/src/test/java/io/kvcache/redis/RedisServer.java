@@ -2,6 +2,10 @@ package io.kvcache.redis;
 
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.lettuce.core.RedisClient;
+import io.lettuce.core.RedisURI;
+import io.lettuce.core.api.StatefulRedisConnection;
+import io.lettuce.core.codec.ByteArrayCodec;
 import java.io.File;
 import java.io.IOException;
 import java.net.ServerSocket;
@@ -25,6 +29,8 @@ final class RedisServer implements AutoCloseable {
     private final Path dir;
     private final List<String> extra;
     private Process process;
+    private RedisClient plainClient;
+    private StatefulRedisConnection<byte[], byte[]> plain;
 
     private RedisServer(Path dir, int port, String password, List<String> extra) {
         this.dir = dir;
@@ -150,8 +156,28 @@ final class RedisServer implements AutoCloseable {
         launch();
     }
 
+    /**
+     * @return a plain Lettuce connection to this server (byte arrays), for a test to read and write
+     *     raw values beside a tier; made on first use, closed with the server
+     */
+    synchronized StatefulRedisConnection<byte[], byte[]> plainConnection() {
+        if (plain == null) {
+            plainClient = RedisClient.create(RedisURI.builder().withHost("127.0.0.1").withPort(port)
+                    .withPassword(password.toCharArray()).build());
+            plain = plainClient.connect(ByteArrayCodec.INSTANCE);
+        }
+        return plain;
+    }
+
     @Override
     public void close() throws Exception {
+        synchronized (this) {
+            if (plain != null) {
+                plain.close();
+                plainClient.shutdown();
+                plain = null;
+            }
+        }
         if (process != null && process.isAlive()) {
             kill();
         }

@@ -1,32 +1,22 @@
 package io.kvcache.redis;
 
-import io.lettuce.core.RedisClient;
-import io.lettuce.core.RedisURI;
 import io.lettuce.core.api.StatefulRedisConnection;
-import io.lettuce.core.codec.ByteArrayCodec;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 
 /** The Redis tier passes the contract every tier passes and the persistent tiers' one, on a standalone server. */
 class RedisTierContractTest extends RedisContract {
     private static RedisServer server;
-    private static RedisClient plainClient;
     private static StatefulRedisConnection<byte[], byte[]> plain;
 
     @BeforeAll
     static void startServer() throws Exception {
         server = RedisServer.start();
-        plainClient = RedisClient.create(RedisURI.builder().withHost("127.0.0.1").withPort(server.port)
-                .withPassword(server.password.toCharArray()).build());
-        plain = plainClient.connect(ByteArrayCodec.INSTANCE);
+        plain = server.plainConnection();
     }
 
     @AfterAll
     static void stopServer() throws Exception {
-        if (plain != null) {
-            plain.close();
-            plainClient.shutdown();
-        }
         if (server != null) {
             server.close();
         }

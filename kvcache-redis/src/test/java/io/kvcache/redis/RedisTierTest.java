@@ -9,8 +9,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.kvcache.core.block.BlockKey;
 import io.kvcache.core.layout.DType;
 import io.kvcache.core.layout.KvLayout;
-import io.lettuce.core.RedisClient;
-import io.lettuce.core.RedisURI;
 import io.lettuce.core.api.StatefulRedisConnection;
 import io.lettuce.core.codec.ByteArrayCodec;
 import java.io.ByteArrayOutputStream;
@@ -44,7 +42,6 @@ class RedisTierTest {
     private static final KvLayout LAYOUT = new KvLayout(2, 2, 16, DType.FP16, 8);
     private static final KvLayout OTHER = new KvLayout(2, 2, 16, DType.FP16, 4);
     private static RedisServer server;
-    private static RedisClient plainClient;
     private static StatefulRedisConnection<byte[], byte[]> plain;
     private final List<RedisTier> open = new ArrayList<>();
     private Arena arena;
@@ -53,17 +50,11 @@ class RedisTierTest {
     @BeforeAll
     static void startServer() throws Exception {
         server = RedisServer.start();
-        plainClient = RedisClient.create(RedisURI.builder().withHost("127.0.0.1").withPort(server.port)
-                .withPassword(server.password.toCharArray()).build());
-        plain = plainClient.connect(ByteArrayCodec.INSTANCE);
+        plain = server.plainConnection();
     }
 
     @AfterAll
     static void stopServer() throws Exception {
-        if (plain != null) {
-            plain.close();
-            plainClient.shutdown();
-        }
         if (server != null) {
             server.close();
         }

@@ -86,10 +86,15 @@ class GpuEngineGpuTest {
 
     /** A device tier over pinned host memory, copies through the CUDA transfer engine. */
     private static KvCacheManager deviceAndPinnedHost(KvLayout layout, int deviceSlots, int hostSlots) {
+        return deviceAndPinnedHostTiers(layout, deviceSlots, hostSlots).build();
+    }
+
+    /** The tiers and engine of {@link #deviceAndPinnedHost}, for a test to add tiers below. */
+    private static KvCacheManager.Builder deviceAndPinnedHostTiers(KvLayout layout, int deviceSlots, int hostSlots) {
         return KvCacheManager.builder(layout).modelId("stories260K")
                 .tier(CudaDeviceTier.allocate("device", ctx, layout.blockBytes(), deviceSlots))
                 .tier(PinnedHostTier.builder(layout, (long) hostSlots * layout.blockBytes()).context(ctx).build())
-                .transferEngine(CudaTransferEngine.create(ctx)).build();
+                .transferEngine(CudaTransferEngine.create(ctx));
     }
 
     /** largest |a - b| over the step, relative to the largest |b| of the step, worst step */
@@ -272,12 +277,9 @@ class GpuEngineGpuTest {
     }
 
     private static KvCacheManager withDisk(KvLayout layout, Path dir, int blocks) {
-        return KvCacheManager.builder(layout).modelId("stories260K")
-                .tier(CudaDeviceTier.allocate("device", ctx, layout.blockBytes(), blocks + 2))
-                .tier(PinnedHostTier.builder(layout, (long) (blocks + 2) * layout.blockBytes()).context(ctx).build())
+        return deviceAndPinnedHostTiers(layout, blocks + 2, blocks + 2)
                 .tier(MappedFileTier.builder(layout).directory(dir).modelId("stories260K")
-                        .capacityBytes((long) (4 * blocks) * layout.blockBytes()).open())
-                .transferEngine(CudaTransferEngine.create(ctx)).build();
+                        .capacityBytes((long) (4 * blocks) * layout.blockBytes()).open()).build();
     }
 
     /**

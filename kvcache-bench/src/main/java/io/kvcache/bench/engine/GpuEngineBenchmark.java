@@ -3,7 +3,6 @@ package io.kvcache.bench.engine;
 import com.sun.jna.Pointer;
 import io.kvcache.core.KvCacheManager;
 import io.kvcache.core.layout.KvLayout;
-import io.kvcache.core.tier.Tier;
 import io.kvcache.examples.gpu.Cublas;
 import io.kvcache.examples.gpu.EngineKernels;
 import io.kvcache.examples.gpu.GpuCachedDecoder;
@@ -273,14 +272,10 @@ public final class GpuEngineBenchmark {
         line("| N | recompute ms | restore ms | restored from host | restore / recompute | link bound / recompute |");
         line("|---:|---:|---:|---:|---:|---:|");
         ModelShape s = engine.shape();
-        CudaContext c = ctx;
         for (int n : sizes) {
             int blocks = (n + 1) / BT + 1;
             int[] a = new Random(10 + n).ints(n + 1, 0, s.vocab()).toArray();
-            try (KvCacheManager cache = KvCacheManager.builder(layout).modelId(s.name())
-                    .tier(CudaDeviceTier.allocate("device", c, layout.blockBytes(), blocks + 2))
-                    .tier(PinnedHostTier.builder(layout, 3L * blocks * layout.blockBytes()).context(c).build())
-                    .transferEngine(CudaTransferEngine.builder(c).calibrate(layout.blockBytes()).build()).build()) {
+            try (KvCacheManager cache = deviceAndPinnedHost(layout, s.name(), blocks + 2, 3 * blocks).build()) {
                 GpuCachedDecoder dec = new GpuCachedDecoder(engine, cache);
                 byte[][] salts = {{1}, {2}};
                 double recompute = dec.run(salts[0], a, 1, false).prefillNanos() / 1e9;
@@ -337,10 +332,7 @@ public final class GpuEngineBenchmark {
             int blocks = (n + q) / BT + 1;
             Random rnd = new Random(30 + n);
             int[] prefix = rnd.ints(n, 0, s.vocab()).toArray();
-            try (KvCacheManager cache = KvCacheManager.builder(layout).modelId(s.name())
-                    .tier(CudaDeviceTier.allocate("device", ctx, layout.blockBytes(), blocks + 2))
-                    .tier(PinnedHostTier.builder(layout, 3L * blocks * layout.blockBytes()).context(ctx).build())
-                    .transferEngine(CudaTransferEngine.builder(ctx).calibrate(layout.blockBytes()).build()).build()) {
+            try (KvCacheManager cache = deviceAndPinnedHost(layout, s.name(), blocks + 2, 3 * blocks).build()) {
                 GpuCachedDecoder dec = new GpuCachedDecoder(engine, cache);
                 byte[] a = {1};
                 dec.run(a, prefix, 1, false);
@@ -476,13 +468,17 @@ public final class GpuEngineBenchmark {
     }
 
     private KvCacheManager diskCache(KvLayout layout, Path dir, int blocks) {
-        Tier disk = io.kvcache.tiers.disk.MappedFileTier.builder(layout).directory(dir).modelId("gpu-engine-disk")
-                .capacityBytes((long) (blocks + 4) * layout.blockBytes()).name("disk").open();
-        return KvCacheManager.builder(layout).modelId("gpu-engine-disk")
-                .tier(CudaDeviceTier.allocate("device", ctx, layout.blockBytes(), blocks + 2))
-                .tier(PinnedHostTier.builder(layout, (long) (blocks + 2) * layout.blockBytes()).context(ctx).build())
-                .tier(disk)
-                .transferEngine(CudaTransferEngine.builder(ctx).calibrate(layout.blockBytes()).build()).build();
+        return deviceAndPinnedHost(layout, "gpu-engine-disk", blocks + 2, blocks + 2)
+                .tier(io.kvcache.tiers.disk.MappedFileTier.builder(layout).directory(dir).modelId("gpu-engine-disk")
+                        .capacityBytes((long) (blocks + 4) * layout.blockBytes()).name("disk").open()).build();
+    }
+
+    /** A cache's device and pinned host tiers (slots of the layout's blocks) and CUDA engine; tiers below may follow. */
+    private KvCacheManager.Builder deviceAndPinnedHost(KvLayout layout, String model, int deviceSlots, int hostSlots) {
+        return KvCacheManager.builder(layout).modelId(model)
+                .tier(CudaDeviceTier.allocate("device", ctx, layout.blockBytes(), deviceSlots))
+                .tier(PinnedHostTier.builder(layout, (long) hostSlots * layout.blockBytes()).context(ctx).build())
+                .transferEngine(CudaTransferEngine.builder(ctx).calibrate(layout.blockBytes()).build());
     }
 
     /** @return GB/s of one sequential read of a file's first {@code bytes}, from the device (page cache dropped) */
